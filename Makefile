@@ -1,0 +1,40 @@
+# The two commands a newcomer needs: `make run` (install, start the dashboard) and `make test`
+# (install everything, lint, run every test). Both work on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export MNIST_DATA_DIR ?= $(abspath ../shared/data/mnist)
+
+.PHONY: run test install install-dev chromium lint bench
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+run: install
+	$(VENV)/bin/streamlit run dashboard.py
+
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  SUDO=$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+lint: install-dev
+	$(VENV)/bin/ruff check --output-format concise .
+	$(VENV)/bin/ruff format --check .
+
+test: install-dev chromium lint
+	$(PY) -m pytest tests
+
+bench: install
+	$(PY) bench/run_all.py

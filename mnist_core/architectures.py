@@ -1,0 +1,329 @@
+"""The registry of model architectures: the walkthrough's four, layer for layer, and two faster ones.
+
+Metadata is plain Python so pages can list architectures without importing TensorFlow; the
+`build` functions import Keras only when a model is actually made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from mnist_core.config import IMAGE_SIZE, NUM_CLASSES
+
+INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One registry entry: what it is, how to build it, and its published recipe and numbers."""
+
+    key: str
+    title: str
+    description: str
+    layers: str
+    build: Callable[[], object]
+    defaults: dict = field(default_factory=dict)
+    published_params: int | None = None
+    published_test_accuracy: float | None = None
+    published_note: str = ""
+    published: bool = True
+
+
+def _layers():
+    """Return keras.layers, importing Keras on first use."""
+    import keras
+
+    return keras, keras.layers
+
+
+def build_mlp():
+    """Return the walkthrough's MLP: 784 -> 256 sigmoid -> 128 sigmoid -> 10 softmax."""
+    keras, L = _layers()
+    return keras.Sequential(
+        [
+            L.Input(INPUT_SHAPE),
+            L.Flatten(),
+            L.Dense(256, activation="sigmoid"),
+            L.Dense(128, activation="sigmoid"),
+            L.Dense(NUM_CLASSES, activation="softmax"),
+        ],
+        name="mlp",
+    )
+
+
+def build_cnn():
+    """Return the walkthrough's CNN: one 3x3 conv (32), max-pool, dense 256 / 128 / 10."""
+    keras, L = _layers()
+    return keras.Sequential(
+        [
+            L.Input(INPUT_SHAPE),
+            L.Conv2D(32, 3, activation="relu"),
+            L.MaxPooling2D(),
+            L.Flatten(),
+            L.Dense(256, activation="relu"),
+            L.Dense(128, activation="relu"),
+            L.Dense(NUM_CLASSES, activation="softmax"),
+        ],
+        name="cnn",
+    )
+
+
+def build_deeper_cnn():
+    """Return the walkthrough's deeper CNN: three conv (32/64/128) + pool blocks, dense 256 / 128 / 10."""
+    keras, L = _layers()
+    blocks = []
+    for filters in (32, 64, 128):
+        blocks += [L.Conv2D(filters, 3, activation="relu"), L.MaxPooling2D()]
+    return keras.Sequential(
+        [
+            L.Input(INPUT_SHAPE),
+            *blocks,
+            L.Flatten(),
+            L.Dense(256, activation="relu"),
+            L.Dense(128, activation="relu"),
+            L.Dense(NUM_CLASSES, activation="softmax"),
+        ],
+        name="deeper_cnn",
+    )
+
+
+def build_deeper_cnn_bn():
+    """Return the walkthrough's BatchNorm CNN: three double-conv blocks with BatchNorm, linear dense head."""
+    keras, L = _layers()
+    body = []
+    for filters in (32, 64):
+        body += [
+            L.Conv2D(filters, 3, padding="same"),
+            L.Conv2D(filters, 3, padding="same"),
+            L.ReLU(),
+            L.MaxPooling2D(),
+            L.BatchNormalization(),
+        ]
+    # The published third block has no ReLU: kept as published.
+    body += [
+        L.Conv2D(128, 3, padding="same"),
+        L.Conv2D(128, 3, padding="same"),
+        L.MaxPooling2D(),
+        L.BatchNormalization(),
+    ]
+    return keras.Sequential(
+        [
+            L.Input(INPUT_SHAPE),
+            *body,
+            L.Flatten(),
+            L.Dense(256),
+            L.Dense(128),
+            L.Dense(NUM_CLASSES),
+            L.Softmax(),
+        ],
+        name="deeper_cnn_bn",
+    )
+
+
+def build_fast_cnn():
+    """Return a small BatchNorm CNN (conv 32 / 64) sized to pass 99 % in seconds on a CPU."""
+    keras, L = _layers()
+    return keras.Sequential(
+        [
+            L.Input(INPUT_SHAPE),
+            L.Conv2D(32, 3, padding="same", use_bias=False),
+            L.BatchNormalization(),
+            L.ReLU(),
+            L.MaxPooling2D(),
+            L.Conv2D(64, 3, padding="same", use_bias=False),
+            L.BatchNormalization(),
+            L.ReLU(),
+            L.MaxPooling2D(),
+            L.Flatten(),
+            L.Dense(128, activation="relu"),
+            L.Dense(NUM_CLASSES, activation="softmax"),
+        ],
+        name="fast_cnn",
+    )
+
+
+def build_strong_cnn():
+    """Return a VGG-style BatchNorm CNN with dropout, trained with shifted digits, for >= 99.5 %."""
+    keras, L = _layers()
+    body = []
+    for filters in (32, 64):
+        body += [
+            L.Conv2D(filters, 3, padding="same", use_bias=False),
+            L.BatchNormalization(),
+            L.ReLU(),
+            L.Conv2D(filters, 3, padding="same", use_bias=False),
+            L.BatchNormalization(),
+            L.ReLU(),
+            L.MaxPooling2D(),
+            L.Dropout(0.25),
+        ]
+    return keras.Sequential(
+        [
+            L.Input(INPUT_SHAPE),
+            *body,
+            L.Flatten(),
+            L.Dense(256, use_bias=False),
+            L.BatchNormalization(),
+            L.ReLU(),
+            L.Dropout(0.4),
+            L.Dense(NUM_CLASSES, activation="softmax"),
+        ],
+        name="strong_cnn",
+    )
+
+
+_WALKTHROUGH_SGD = {"epochs": 100, "batch_size": 64, "optimizer": "sgd", "learning_rate": 1e-3}
+
+ARCHITECTURES: dict[str, Architecture] = {
+    arch.key: arch
+    for arch in (
+        Architecture(
+            key="mlp",
+            title="Multilayer perceptron",
+            description=(
+                "The walkthrough's starting point: the 28x28 image is flattened into 784 numbers and fed "
+                "through two fully connected sigmoid layers (256 and 128 units) to a 10-way softmax. It "
+                "ignores that neighbouring pixels belong together, and with plain SGD at 1e-3 the sigmoid "
+                "units learn slowly: accuracy stays near chance for the first epochs and climbs to about "
+                "86 % after 100 epochs."
+            ),
+            layers="Flatten, Dense 256 sigmoid, Dense 128 sigmoid, Dense 10 softmax",
+            build=build_mlp,
+            defaults=dict(_WALKTHROUGH_SGD),
+            published_params=235_146,
+            published_test_accuracy=0.8646,
+        ),
+        Architecture(
+            key="cnn",
+            title="Convolutional network",
+            description=(
+                "One 3x3 convolution with 32 filters looks at small patches, so the network learns strokes "
+                "and edges wherever they appear; a 2x2 max-pool halves the map before two dense ReLU layers "
+                "(256, 128) and the softmax. Most of its 1.4 M parameters sit in the first dense layer. "
+                "With SGD at 1e-3 it reaches about 97.4 % after 100 epochs."
+            ),
+            layers="Conv2D 32 3x3 relu (valid), MaxPool 2, Flatten, Dense 256 relu, Dense 128 relu, Dense 10 softmax",
+            build=build_cnn,
+            defaults=dict(_WALKTHROUGH_SGD),
+            published_params=1_419_210,
+            published_test_accuracy=0.9739,
+        ),
+        Architecture(
+            key="deeper_cnn",
+            title="Deeper convolutional network",
+            description=(
+                "Three convolution + max-pool blocks (32, 64 and 128 filters) build features of growing size "
+                "from strokes to whole loops, shrinking the map to 1x1 before the dense head. It has nine "
+                "times fewer parameters than the one-layer CNN yet reaches about 97.8 % after 100 epochs of "
+                "SGD at 1e-3; its first epochs are slow to start."
+            ),
+            layers=(
+                "[Conv2D 32/64/128 3x3 relu (valid), MaxPool 2] x3, Flatten, Dense 256 relu, Dense 128 relu, "
+                "Dense 10 softmax"
+            ),
+            build=build_deeper_cnn,
+            defaults=dict(_WALKTHROUGH_SGD),
+            published_params=159_882,
+            published_test_accuracy=0.9781,
+        ),
+        Architecture(
+            key="deeper_cnn_bn",
+            title="Deeper CNN with batch normalization",
+            description=(
+                "Pairs of 'same' 3x3 convolutions (32, 64, 128 filters) with max-pooling and batch "
+                "normalization after each block, a linear dense head and a final softmax, trained with Adam "
+                "at 1e-3. Batch normalization keeps each layer's inputs well scaled, so it learns in one "
+                "epoch what the others need dozens for: 99.1 % validation accuracy at epoch 11, where the "
+                "published run was cut short."
+            ),
+            layers=(
+                "[Conv2D f 3x3 same, Conv2D f 3x3 same, ReLU, MaxPool 2, BatchNorm] for f = 32, 64, "
+                "[Conv2D 128 same, Conv2D 128 same, MaxPool 2, BatchNorm], Flatten, Dense 256, Dense 128, "
+                "Dense 10 (linear), Softmax"
+            ),
+            build=build_deeper_cnn_bn,
+            defaults={"epochs": 11, "batch_size": 64, "optimizer": "adam", "learning_rate": 1e-3},
+            published_params=616_682,
+            published_test_accuracy=None,
+            published_note="not published; val 99.12 % at epoch 11",
+        ),
+        Architecture(
+            key="fast_cnn",
+            title="Quick 99 % (fast CNN)",
+            description=(
+                "Not from the walkthrough: a small CNN (32 and 64 filters, batch normalization) trained "
+                "with large batches and a one-cycle learning rate (warm up, then cosine down to zero). It "
+                "passes 99 % test accuracy in about half a minute on a 2-core laptop CPU."
+            ),
+            layers=(
+                "Conv2D 32 same, BatchNorm, ReLU, MaxPool 2, Conv2D 64 same, BatchNorm, ReLU, MaxPool 2, "
+                "Flatten, Dense 128 relu, Dense 10 softmax"
+            ),
+            build=build_fast_cnn,
+            defaults={
+                "epochs": 3,
+                "batch_size": 128,
+                "optimizer": "adam",
+                "learning_rate": 3e-3,
+                "lr_schedule": "one_cycle",
+            },
+            published=False,
+        ),
+        Architecture(
+            key="strong_cnn",
+            title="Best 99.5 % (VGG-style CNN)",
+            description=(
+                "Not from the walkthrough: two VGG-style blocks of paired 3x3 convolutions with batch "
+                "normalization and dropout, trained on digits shifted by up to 2 pixels each epoch with a "
+                "one-cycle learning rate. It reaches 99.5 % test accuracy within 15 minutes on a 2-core CPU."
+            ),
+            layers=(
+                "[Conv2D f same, BN, ReLU, Conv2D f same, BN, ReLU, MaxPool 2, Dropout 0.25] for f = 32, 64, "
+                "Flatten, Dense 256, BN, ReLU, Dropout 0.4, Dense 10 softmax"
+            ),
+            build=build_strong_cnn,
+            defaults={
+                "epochs": 15,
+                "batch_size": 128,
+                "optimizer": "adam",
+                "learning_rate": 3e-3,
+                "lr_schedule": "one_cycle",
+                "augmentation": "shift",
+            },
+            published=False,
+        ),
+    )
+}
+
+PUBLISHED_KEYS = tuple(key for key, arch in ARCHITECTURES.items() if arch.published)
+PRESETS = {"Quick 99 % in ~30 s": "fast_cnn", "Best 99.5 %": "strong_cnn"}
+
+
+def get_architecture(key: str) -> Architecture:
+    """Return the registry entry for `key`; KeyError names the known keys."""
+    try:
+        return ARCHITECTURES[key]
+    except KeyError:
+        raise KeyError(f"unknown architecture {key!r} (choose one of {', '.join(ARCHITECTURES)})") from None
+
+
+def build_model(key: str):
+    """Return a fresh, uncompiled Keras model of architecture `key` (input (None, 28, 28, 1))."""
+    return get_architecture(key).build()
+
+
+def layer_table(model) -> list[dict]:
+    """Return one row per layer: name, type, output shape and parameter count."""
+    rows = []
+    for layer in model.layers:
+        shape = getattr(layer, "output", None)
+        rows.append(
+            {
+                "layer": layer.name,
+                "type": type(layer).__name__,
+                "output shape": str(tuple(shape.shape)) if shape is not None else "",
+                "parameters": int(layer.count_params()),
+            }
+        )
+    return rows

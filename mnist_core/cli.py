@@ -1,0 +1,186 @@
+"""The command-line interface: train (with a progress bar), list runs, evaluate, stop, continue."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from mnist_core import runs as runs_mod
+from mnist_core.architectures import ARCHITECTURES
+from mnist_core.config import OPTIMIZERS, ConfigError, TrainConfig
+from mnist_core.data import DataError
+
+
+def _percent(value) -> str:
+    """Return a fraction as '98.76 %', or '-' when missing."""
+    return f"{100 * value:.2f} %" if isinstance(value, (int, float)) else "-"
+
+
+def progress_line(run: runs_mod.Run, width: int = 30) -> str:
+    """Return a one-line text progress bar for a run: bar, epoch, batch, loss, accuracy, time left."""
+    progress, config = run.progress(), run.config
+    steps = progress.get("steps_per_epoch") or config.steps_per_epoch
+    done = (progress.get("epoch", 1) - 1) * steps + progress.get("batch", 0) if progress else 0
+    total = config.epochs * steps
+    filled = int(width * done / total) if total else 0
+    epochs = run.epochs()
+    last = epochs[-1] if epochs else {}
+    left = runs_mod.time_left(run)
+    parts = [
+        f"[{'#' * filled}{'.' * (width - filled)}]",
+        f"epoch {progress.get('epoch', 0)}/{config.epochs}",
+        f"batch {progress.get('batch', 0)}/{steps}",
+        f"loss {progress.get('loss', float('nan')):.4f}",
+        f"acc {_percent(progress.get('accuracy'))}",
+        f"val_acc {_percent(last.get('val_accuracy'))}",
+    ]
+    if left is not None:
+        parts.append(f"~{left:.0f} s left")
+    return " ".join(parts)
+
+
+def follow(run: runs_mod.Run, stream=sys.stdout, poll: float = 0.5) -> str:
+    """Print a live progress bar until the run ends; Ctrl-C asks it to stop. Return the final state."""
+    interactive = stream.isatty()
+    last_printed = 0.0
+    try:
+        while True:
+            state = runs_mod.get_run(run.run_id, run.path.parent).state
+            if state in runs_mod.DONE_STATES:
+                break
+            now = time.monotonic()
+            if state == runs_mod.QUEUED:
+                line = "queued: waiting for a free training slot"
+            else:
+                line = progress_line(run)
+            if interactive:
+                stream.write("\r" + line[:150].ljust(150))
+                stream.flush()
+            elif now - last_printed > 5:
+                stream.write(line + "\n")
+                last_printed = now
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        stream.write("\nstopping (the model trained so far is kept)...\n")
+        runs_mod.request_stop(run.run_id, run.path.parent)
+        state = runs_mod.wait_for(run)
+    stream.write(("\n" if interactive else "") + progress_line(run) + "\n")
+    status = run.status
+    stream.write(f"run {run.run_id}: {state}" + (f" - {status.get('error')}" if status.get("error") else "") + "\n")
+    return state
+
+
+def cmd_train(args) -> int:
+    """Start a run and follow it (or return at once with --detach)."""
+    config = TrainConfig.for_architecture(
+        args.arch,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=args.optimizer,
+        learning_rate=args.learning_rate,
+        seed=args.seed,
+        train_subset=args.subset,
+    )
+    run = runs_mod.start_run(config, args.runs_dir)
+    print(
+        f"run {run.run_id}: {config.architecture}, {config.epochs} epochs, batch {config.batch_size}, "
+        f"{config.optimizer} lr {config.learning_rate:g} -> {run.path}"
+    )
+    if args.detach:
+        return 0
+    return 0 if follow(run) in (runs_mod.FINISHED, runs_mod.STOPPED) else 1
+
+
+def cmd_runs(args) -> int:
+    """Print every run with its state and best validation accuracy."""
+    rows = [run.summary() for run in runs_mod.list_runs(args.runs_dir)]
+    if not rows:
+        print("no runs yet: start one with `python -m mnist_core train --arch cnn --epochs 3`")
+        return 0
+    print(f"{'run':38} {'architecture':14} {'state':9} {'epochs':>7} {'best val':>9} {'test':>9}")
+    for row in rows:
+        print(
+            f"{row['run_id']:38} {row['architecture']:14} {row['state']:9} "
+            f"{row['epochs_done']:>3}/{row['epochs_target']:<3} {_percent(row['best_val_accuracy']):>9} "
+            f"{_percent(row['test_accuracy']):>9}"
+        )
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    """Evaluate a run on the test set and print its numbers."""
+    from mnist_core.evaluate import evaluate_run
+
+    result = evaluate_run(runs_mod.get_run(args.run, args.runs_dir), args.model)
+    print(
+        f"test accuracy {_percent(result['accuracy'])}, loss {result['loss']:.4f}, "
+        f"{len(result['misclassified'])} misclassified of {result['count']:,} ({result['seconds']:.2f} s)"
+    )
+    print("digit precision recall    f1")
+    for row in result["per_class"]:
+        print(f"{row['digit']:>5} {row['precision']:>9.4f} {row['recall']:>6.4f} {row['f1']:>5.4f}")
+    return 0
+
+
+def cmd_stop(args) -> int:
+    """Ask a run to stop."""
+    run = runs_mod.request_stop(args.run, args.runs_dir)
+    print(f"run {run.run_id}: stop requested (state now {run.state})")
+    return 0
+
+
+def cmd_continue(args) -> int:
+    """Continue a finished or stopped run for more epochs."""
+    run = runs_mod.continue_run(args.run, args.epochs, args.runs_dir)
+    print(f"run {run.run_id}: queued for {args.epochs} more epoch(s)")
+    return 0 if args.detach else (0 if follow(run) in (runs_mod.FINISHED, runs_mod.STOPPED) else 1)
+
+
+def cmd_architectures(args) -> int:
+    """Print the architecture registry."""
+    for arch in ARCHITECTURES.values():
+        print(f"{arch.key:14} {arch.title}: {arch.layers}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of `python -m mnist_core`."""
+    parser = argparse.ArgumentParser(prog="python -m mnist_core", description=__doc__)
+    parser.add_argument("--runs-dir", default=None, help="runs folder (default: $MNIST_RUNS_DIR or ./runs)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="train an architecture (published defaults unless overridden)")
+    train.add_argument("--arch", required=True, choices=list(ARCHITECTURES))
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--optimizer", choices=OPTIMIZERS)
+    train.add_argument("--learning-rate", type=float)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--subset", type=int, help="train on the first N of the 54,000 images")
+    train.add_argument("--detach", action="store_true", help="start it and return at once")
+    train.set_defaults(func=cmd_train)
+    sub.add_parser("runs", help="list runs").set_defaults(func=cmd_runs)
+    evaluate = sub.add_parser("evaluate", help="evaluate a run on the 10,000 test images")
+    evaluate.add_argument("run")
+    evaluate.add_argument("--model", choices=["best", "final"], default="best")
+    evaluate.set_defaults(func=cmd_evaluate)
+    stop = sub.add_parser("stop", help="stop a run (within one batch)")
+    stop.add_argument("run")
+    stop.set_defaults(func=cmd_stop)
+    cont = sub.add_parser("continue", help="train a finished or stopped run for more epochs")
+    cont.add_argument("run")
+    cont.add_argument("--epochs", type=int, required=True)
+    cont.add_argument("--detach", action="store_true")
+    cont.set_defaults(func=cmd_continue)
+    sub.add_parser("architectures", help="list the architectures").set_defaults(func=cmd_architectures)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the command line; return the exit code (2 with a one-line message on bad input)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DataError, runs_mod.RunError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

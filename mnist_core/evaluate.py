@@ -1,0 +1,83 @@
+"""Test-set evaluation: accuracy, loss, confusion matrix, per-class scores and the misclassified digits."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from mnist_core import storage
+from mnist_core.config import EVALUATION_BATCH_SIZE, NUM_CLASSES
+from mnist_core.data import load_mnist, to_model_input
+from mnist_core.models import load_run_model
+from mnist_core.runs import Run, now_iso
+
+EPSILON = 1e-7  # Keras clips probabilities the same way before taking the log
+
+
+def probabilities(model, images: np.ndarray, batch_size: int = EVALUATION_BATCH_SIZE) -> np.ndarray:
+    """Return the model's class probabilities (N, 10) for uint8 images (N, 28, 28)."""
+    return np.asarray(model.predict(to_model_input(images), batch_size=batch_size, verbose=0), dtype=np.float32)
+
+
+def score(probs: np.ndarray, labels: np.ndarray) -> dict:
+    """Return accuracy, loss, confusion matrix, per-class precision/recall/F1 and misclassified rows."""
+    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+    labels = np.asarray(labels).astype(np.int64)
+    predicted = probs.argmax(axis=1)
+    confidence = probs[np.arange(len(probs)), predicted]
+    true_prob = np.clip(probs[np.arange(len(probs)), labels], EPSILON, 1.0)
+    classes = list(range(NUM_CLASSES))
+    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=classes, zero_division=0)
+    wrong = np.flatnonzero(predicted != labels)
+    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")]
+    return {
+        "accuracy": float((predicted == labels).mean()),
+        "loss": float(-np.log(true_prob).mean()),
+        "count": len(labels),
+        "confusion_matrix": confusion_matrix(labels, predicted, labels=classes).tolist(),
+        "per_class": [
+            {
+                "digit": d,
+                "precision": float(precision[d]),
+                "recall": float(recall[d]),
+                "f1": float(f1[d]),
+                "support": int(support[d]),
+            }
+            for d in classes
+        ],
+        "misclassified": [
+            {
+                "index": int(i),
+                "true": int(labels[i]),
+                "predicted": int(predicted[i]),
+                "confidence": float(confidence[i]),
+            }
+            for i in wrong
+        ],
+    }
+
+
+def evaluate_run(run: Run, which: str = "best") -> dict:
+    """Return the run's test-set evaluation (computed now and stored as evaluation.json)."""
+    model = load_run_model(run, which)
+    mnist = load_mnist()
+    started = time.perf_counter()
+    result = score(probabilities(model, mnist.x_test), mnist.y_test)
+    result.update(
+        model=run.model_path(which).name,
+        seconds=round(time.perf_counter() - started, 3),
+        evaluated_at=now_iso(),
+        epochs_done=len(run.epochs()),
+    )
+    storage.write_json_atomic(run.file("evaluation.json"), result)
+    return result
+
+
+def stored_evaluation(run: Run) -> dict | None:
+    """Return the stored evaluation if it is still about the run's current model, else None."""
+    result = run.evaluation()
+    if not result or result.get("epochs_done") != len(run.epochs()):
+        return None
+    return result
