@@ -28,6 +28,11 @@ class Architecture:
     published_test_accuracy: float | None = None
     published_note: str = ""
     published: bool = True
+    params: int = 0  # what `build` gives; for the walkthrough's models, its published count
+
+    def __post_init__(self):
+        if not self.params and self.published_params:
+            object.__setattr__(self, "params", self.published_params)
 
 
 def _layers():
@@ -269,6 +274,7 @@ ARCHITECTURES: dict[str, Architecture] = {
                 "lr_schedule": "one_cycle",
             },
             published=False,
+            params=421_930,
         ),
         Architecture(
             key="strong_cnn",
@@ -292,6 +298,7 @@ ARCHITECTURES: dict[str, Architecture] = {
                 "augmentation": "shift",
             },
             published=False,
+            params=871_978,
         ),
     )
 }

@@ -198,7 +198,7 @@ def load_mnist() -> Mnist:
         return _load_keras()
     except DataError:
         raise
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - any failure must be reported, not crash the caller
         tried.append(f"Keras download/cache ({keras_cache}) failed: {type(error).__name__}: {error}")
     raise DataError(
         "No MNIST source works. Tried: "

@@ -355,6 +355,18 @@ def wait_for(run: Run, states=DONE_STATES, timeout: float = 600.0, poll: float =
     raise TimeoutError(f"run {run.run_id} still {run.state} after {timeout:.0f} s")
 
 
+def progress_fraction(run: Run) -> float:
+    """Return the share of the run's batches done, 0-1 (1 once finished)."""
+    config, progress = run.config, run.progress()
+    if run.state == FINISHED:
+        return 1.0
+    if not progress:
+        return min(1.0, len(run.epochs()) / config.epochs)
+    steps = progress.get("steps_per_epoch") or config.steps_per_epoch
+    done = (progress.get("epoch", 1) - 1) * steps + progress.get("batch", 0)
+    return max(0.0, min(1.0, done / (config.epochs * steps)))
+
+
 def time_left(run: Run) -> float | None:
     """Return the estimated seconds until the run's last epoch ends, or None when unknown."""
     progress, config = run.progress(), run.config

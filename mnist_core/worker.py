@@ -22,7 +22,7 @@ def main(run_dir: str) -> int:
 
         state = train_run(run)
         update_status(run, state=state, error=None, ended=now_iso())
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - any failure must be reported, not crash the caller
         traceback.print_exc()
         update_status(run, state=FAILED, error=f"{type(error).__name__}: {error}", ended=now_iso())
         code = 1

@@ -1,0 +1,229 @@
+"""Plotly figures for the pages: training curves, digits, confusion matrix, probabilities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from mnist_core.config import NUM_CLASSES
+
+PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac")
+METRIC_TITLES = {"loss": "Loss (cross-entropy)", "accuracy": "Accuracy"}
+X_TITLES = {"epoch": "Epoch", "elapsed": "Training seconds"}
+LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend": {"orientation": "h", "y": -0.2}}
+
+
+@dataclass
+class Series:
+    """One set of per-epoch curves to draw: a run or a published reference."""
+
+    name: str
+    rows: list[dict]
+    dashed: bool = False
+    color: str | None = None
+    batches: list[dict] = field(default_factory=list)
+
+
+def smooth(values: list[float], weight: float) -> list[float]:
+    """Return the exponential moving average of `values` (TensorBoard's smoothing; 0 = unchanged)."""
+    out, last = [], None
+    for value in values:
+        last = value if last is None else weight * last + (1 - weight) * value
+        out.append(last)
+    return out
+
+
+def _xs(rows: list[dict], x: str) -> list[float]:
+    """Return the x values of per-epoch rows: epoch numbers or cumulative seconds."""
+    return [row.get(x) for row in rows]
+
+
+def curves_figure(
+    series: list[Series], metric: str = "accuracy", x: str = "epoch", smoothing: float = 0.0, height: int = 380
+) -> go.Figure:
+    """Return one chart of `metric` per epoch: training solid-thin, validation thick, for every series."""
+    figure = go.Figure()
+    for i, item in enumerate(series):
+        color = item.color or PALETTE[i % len(PALETTE)]
+        xs = _xs(item.rows, x)
+        for prefix, label, width in (("", "train", 1.5), ("val_", "validation", 3)):
+            ys = [row.get(prefix + metric) for row in item.rows]
+            if not ys:
+                continue
+            figure.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=smooth(ys, smoothing),
+                    mode="lines+markers" if len(ys) < 30 else "lines",
+                    name=f"{item.name} · {label}",
+                    line={
+                        "color": color,
+                        "width": width,
+                        "dash": "dash" if item.dashed else ("dot" if not prefix else "solid"),
+                    },
+                    marker={"size": 5},
+                )
+            )
+    figure.update_layout(title=METRIC_TITLES.get(metric, metric), xaxis_title=X_TITLES[x], height=height, **LAYOUT)
+    if metric == "accuracy":
+        figure.update_yaxes(tickformat=".1%")
+    return figure
+
+
+def side_by_side_figure(series: list[Series], x: str = "epoch", smoothing: float = 0.0, height: int = 420) -> go.Figure:
+    """Return a 2x2 grid: train / validation loss and accuracy, one colour per series."""
+    figure = make_subplots(
+        rows=2, cols=2, subplot_titles=("Train loss", "Validation loss", "Train accuracy", "Validation accuracy")
+    )
+    for i, item in enumerate(series):
+        color = item.color or PALETTE[i % len(PALETTE)]
+        xs = _xs(item.rows, x)
+        for (row, col), key in zip(
+            ((1, 1), (1, 2), (2, 1), (2, 2)), ("loss", "val_loss", "accuracy", "val_accuracy"), strict=True
+        ):
+            figure.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=smooth([r.get(key) for r in item.rows], smoothing),
+                    mode="lines",
+                    name=item.name,
+                    legendgroup=item.name,
+                    showlegend=(row, col) == (1, 1),
+                    line={"color": color, "dash": "dash" if item.dashed else "solid"},
+                ),
+                row=row,
+                col=col,
+            )
+    figure.update_xaxes(title_text=X_TITLES[x], row=2)
+    figure.update_yaxes(tickformat=".1%", row=2)
+    figure.update_layout(height=height, **LAYOUT)
+    return figure
+
+
+def batch_curve_figure(batches: list[dict], height: int = 300) -> go.Figure:
+    """Return the running per-batch loss and accuracy (two y axes) against fractional epochs."""
+    figure = make_subplots(specs=[[{"secondary_y": True}]])
+    xs = [row["epoch_progress"] for row in batches]
+    figure.add_trace(
+        go.Scatter(x=xs, y=[row["loss"] for row in batches], name="running loss", line={"color": PALETTE[1]}),
+        secondary_y=False,
+    )
+    figure.add_trace(
+        go.Scatter(x=xs, y=[row["accuracy"] for row in batches], name="running accuracy", line={"color": PALETTE[0]}),
+        secondary_y=True,
+    )
+    figure.update_yaxes(title_text="loss", secondary_y=False)
+    figure.update_yaxes(title_text="accuracy", tickformat=".0%", secondary_y=True)
+    figure.update_layout(title="Running curve (every few batches)", xaxis_title="Epoch", height=height, **LAYOUT)
+    return figure
+
+
+def digit_figure(image: np.ndarray, show_values: bool = True, height: int = 420, title: str = "") -> go.Figure:
+    """Return a heatmap of one image (grey, white ink on black), each pixel's value written in it."""
+    values = np.asarray(image)
+    figure = go.Figure(
+        go.Heatmap(
+            z=values,
+            colorscale="gray",
+            showscale=False,
+            text=values.round(2) if values.dtype.kind == "f" else values,
+            texttemplate="%{text}" if show_values else None,
+            textfont={"size": 7},
+            hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>",
+        )
+    )
+    figure.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
+    figure.update_xaxes(showticklabels=False)
+    figure.update_layout(height=height, title=title, margin={"l": 0, "r": 0, "t": 30 if title else 0, "b": 0})
+    return figure
+
+
+def class_counts_figure(counts: dict[str, list[int]], height: int = 320) -> go.Figure:
+    """Return grouped bars: images per digit for each split."""
+    figure = go.Figure(
+        [
+            go.Bar(name=split, x=list(range(NUM_CLASSES)), y=values, marker_color=PALETTE[i])
+            for i, (split, values) in enumerate(counts.items())
+        ]
+    )
+    figure.update_layout(
+        barmode="group", xaxis={"dtick": 1, "title": "digit"}, yaxis_title="images", height=height, **LAYOUT
+    )
+    return figure
+
+
+def mean_images_figure(means: np.ndarray, height: int = 200) -> go.Figure:
+    """Return the ten mean digits side by side."""
+    figure = make_subplots(
+        rows=1, cols=NUM_CLASSES, subplot_titles=[str(d) for d in range(NUM_CLASSES)], horizontal_spacing=0.01
+    )
+    for digit in range(NUM_CLASSES):
+        figure.add_trace(
+            go.Heatmap(z=means[digit], colorscale="gray", showscale=False, hovertemplate="%{z:.0f}<extra></extra>"),
+            row=1,
+            col=digit + 1,
+        )
+    figure.update_yaxes(autorange="reversed", showticklabels=False)
+    figure.update_xaxes(showticklabels=False)
+    figure.update_layout(height=height, margin={"l": 0, "r": 0, "t": 25, "b": 0})
+    return figure
+
+
+def histogram_figure(counts: np.ndarray, edges: np.ndarray, log_scale: bool = True, height: int = 300) -> go.Figure:
+    """Return the pixel-intensity histogram as bars (log count axis by default: most pixels are 0)."""
+    centres = (edges[:-1] + edges[1:]) / 2
+    figure = go.Figure(go.Bar(x=centres, y=counts, width=np.diff(edges), marker_color=PALETTE[0]))
+    figure.update_layout(xaxis_title="pixel value (0-255)", yaxis_title="pixels", height=height, **LAYOUT)
+    if log_scale:
+        figure.update_yaxes(type="log")
+    return figure
+
+
+def confusion_figure(matrix: list[list[int]], height: int = 480) -> go.Figure:
+    """Return the confusion matrix heatmap (rows: true digit, columns: predicted), counts written in."""
+    values = np.asarray(matrix)
+    # A log colour scale so the few mistakes are visible next to the ~1,000 correct per digit.
+    figure = go.Figure(
+        go.Heatmap(
+            z=np.log10(values + 1),
+            x=list(range(NUM_CLASSES)),
+            y=list(range(NUM_CLASSES)),
+            customdata=values,
+            text=values,
+            texttemplate="%{text}",
+            colorscale="Blues",
+            showscale=False,
+            hovertemplate="true %{y}, predicted %{x}: %{customdata}<extra></extra>",
+        )
+    )
+    figure.update_xaxes(title="predicted", dtick=1, side="top")
+    figure.update_yaxes(title="true", dtick=1, autorange="reversed", scaleanchor="x")
+    figure.update_layout(height=height, margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return figure
+
+
+def probability_figure(probs: np.ndarray, height: int = 260, title: str = "") -> go.Figure:
+    """Return the ten class probabilities as bars, the most likely digit highlighted."""
+    probs = np.asarray(probs)
+    colors = [PALETTE[1] if d == int(probs.argmax()) else PALETTE[0] for d in range(NUM_CLASSES)]
+    figure = go.Figure(
+        go.Bar(
+            x=list(range(NUM_CLASSES)),
+            y=probs,
+            marker_color=colors,
+            text=[f"{p:.0%}" for p in probs],
+            textposition="outside",
+            hovertemplate="%{x}: %{y:.2%}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=title,
+        xaxis={"dtick": 1, "title": "digit"},
+        yaxis={"range": [0, 1.15], "tickformat": ".0%"},
+        height=height,
+        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+    )
+    return figure

@@ -1,0 +1,173 @@
+"""The one Streamlit module of mnist_core: cached loaders and widgets that several pages share."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ chatter out of the server log
+
+import streamlit as st
+
+from mnist_core import explore, runs
+from mnist_core.data import DataError, load_mnist
+
+STATE_ICONS = {"queued": "🕓", "running": "🏃", "finished": "✅", "stopped": "⏹️", "failed": "❌"}
+PAGES = {
+    "home": ("dashboard.py", "Home", "🏠"),
+    "dataset": ("pages/1_Dataset.py", "Dataset", "🔢"),
+    "train": ("pages/2_Train.py", "Train", "🏋️"),
+    "compare": ("pages/3_Compare.py", "Compare", "📈"),
+    "evaluate": ("pages/4_Evaluate.py", "Evaluate", "🎯"),
+    "draw": ("pages/5_Draw.py", "Draw", "✏️"),
+}
+
+
+def page_setup(title: str, icon: str) -> None:
+    """Set the page's title, icon and wide layout, and show its heading."""
+    st.set_page_config(page_title=f"{title} · MNIST studio", page_icon=icon, layout="wide")
+    st.title(f"{icon} {title}")
+
+
+def link(page: str, label: str | None = None) -> None:
+    """Show a link to one of the studio's pages ('train', 'draw', ...)."""
+    path, title, icon = PAGES[page]
+    try:
+        st.page_link(path, label=label or title, icon=icon)
+    except Exception:  # noqa: BLE001 - a page run on its own (tests) has no page registry to link into
+        st.markdown(f"**{icon} {label or title}** page")
+
+
+@st.cache_resource(show_spinner="Loading MNIST…")
+def dataset() -> explore.DatasetView:
+    """Return the dataset's three splits, loaded once per server."""
+    return explore.dataset_view(load_mnist())
+
+
+def dataset_or_stop() -> explore.DatasetView:
+    """Return the dataset, or show what went wrong and how to fix it, and stop the page."""
+    try:
+        return dataset()
+    except DataError as error:
+        st.error(f"**MNIST could not be loaded.** {error}")
+        st.info(
+            "Point the studio at a folder with the four IDX files, then restart it:\n\n"
+            "`MNIST_DATA_DIR=/path/to/mnist streamlit run dashboard.py`"
+        )
+        st.stop()
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=16)
+def _model(path: str, modified_ns: int):
+    """Return the Keras model saved at `path` (cached per file version)."""
+    from mnist_core.models import load_model_file
+
+    return load_model_file(path)
+
+
+def model_of(run: runs.Run, which: str = "best"):
+    """Return the run's saved model, cached until the file changes."""
+    path = run.model_path(which)
+    return _model(str(path), path.stat().st_mtime_ns)
+
+
+@st.cache_resource(show_spinner="Building the model to count its parameters…")
+def architecture_summary(key: str) -> tuple[list[dict], int]:
+    """Return (layer table rows, parameter count) of a freshly built `key` model."""
+    from mnist_core.architectures import build_model, layer_table
+
+    model = build_model(key)
+    return layer_table(model), int(model.count_params())
+
+
+def percent(value) -> str:
+    """Return a fraction as '98.76 %', or '–' when missing."""
+    return f"{100 * value:.2f} %" if isinstance(value, (int, float)) else "–"
+
+
+def run_label(run: runs.Run) -> str:
+    """Return a one-line description of a run for pickers."""
+    summary = run.summary()
+    best = f" · best val {percent(summary['best_val_accuracy'])}" if summary["best_val_accuracy"] is not None else ""
+    return (
+        f"{STATE_ICONS.get(summary['state'], '')} {summary['run_id']} · {summary['state']} · "
+        f"{summary['epochs_done']}/{summary['epochs_target']} epochs{best}"
+    )
+
+
+def runs_table(all_runs: list[runs.Run]) -> None:
+    """Show a table of runs: state, architecture, epochs, best validation and test accuracy."""
+    rows = []
+    for run in all_runs:
+        summary = run.summary()
+        rows.append(
+            {
+                "run": summary["run_id"],
+                "state": f"{STATE_ICONS.get(summary['state'], '')} {summary['state']}",
+                "architecture": summary["architecture"],
+                "epochs": f"{summary['epochs_done']}/{summary['epochs_target']}",
+                "best val accuracy": percent(summary["best_val_accuracy"]),
+                "test accuracy": percent(summary["test_accuracy"]),
+                "s / epoch": round(summary["seconds_per_epoch"], 1) if summary["seconds_per_epoch"] else None,
+            }
+        )
+    st.dataframe(rows, hide_index=True, width="stretch")
+
+
+def pick_run(all_runs: list[runs.Run], key: str, label: str = "Run", default_id: str | None = None):
+    """Show a run picker remembered in the URL (?run=...), so a reload keeps it; return the Run or None."""
+    if not all_runs:
+        return None
+    ids = [run.run_id for run in all_runs]
+    by_id = {run.run_id: run for run in all_runs}
+    wanted = st.query_params.get("run")
+    if key not in st.session_state or st.session_state[key] not in by_id:
+        st.session_state[key] = wanted if wanted in by_id else (default_id if default_id in by_id else ids[0])
+    run_id = st.selectbox(label, ids, key=key, format_func=lambda run_id: run_label(by_id[run_id]))
+    st.query_params["run"] = run_id
+    return by_id[run_id]
+
+
+def no_runs_yet(what: str) -> None:
+    """Explain that the page needs a run, and link to the Train page."""
+    st.info(f"No {what} yet. Train a model first — the **Quick 99 %** preset takes about half a minute.")
+    link("train", "Go to Train")
+
+
+def duration(seconds) -> str:
+    """Return seconds as '42 s', '3 min 05 s' or '1 h 02 min', '–' when unknown."""
+    if seconds is None:
+        return "–"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def progress_fraction(run: runs.Run) -> float:
+    """Return how much of the run's training is done, 0-1."""
+    return runs.progress_fraction(run)
+
+
+def progress_text(run: runs.Run) -> str:
+    """Return the progress bar's caption: epoch, batch and running loss / accuracy."""
+    progress = run.progress()
+    if not progress:
+        return "waiting for the first batch…" if run.state in runs.ACTIVE_STATES else ""
+    return (
+        f"epoch {progress['epoch']}/{run.config.epochs} · batch {progress['batch']}/{progress['steps_per_epoch']} · "
+        f"running loss {progress['loss']:.4f} · running accuracy {percent(progress['accuracy'])}"
+    )
+
+
+@st.cache_data(show_spinner=False)
+def dataset_statistics(split: str) -> dict:
+    """Return the class counts of every split, and the mean digits and pixel histogram of `split`."""
+    view = dataset()
+    counts, edges = explore.pixel_histogram(view, split)
+    return {
+        "class_counts": explore.class_counts(view),
+        "mean_images": explore.mean_images(view, split),
+        "histogram": (counts, edges),
+    }

@@ -1,0 +1,165 @@
+"""Train: start a run of any architecture or preset, watch it live, stop or continue it, or load an old one."""
+
+import streamlit as st
+
+from mnist_core import charts, reference, runs, ui
+from mnist_core.architectures import ARCHITECTURES, PRESETS, PUBLISHED_KEYS, get_architecture
+from mnist_core.config import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS, TRAIN_SPLIT_SIZE, ConfigError, TrainConfig
+
+REFRESH_SECONDS = 1.0
+
+ui.page_setup("Train", "🏋️")
+ui.dataset_or_stop()
+all_runs = runs.list_runs()
+active = [run for run in all_runs if run.state in runs.ACTIVE_STATES]
+
+settings, view = st.columns([1, 2], gap="large")
+
+with settings:
+    st.subheader("New run")
+    start_from = st.radio("Start from", ["Walkthrough architecture", *PRESETS], key="train_start_from", horizontal=True)
+    if start_from in PRESETS:
+        key = PRESETS[start_from]
+    else:
+        key = st.selectbox(
+            "Architecture", PUBLISHED_KEYS, format_func=lambda k: ARCHITECTURES[k].title, key="train_architecture"
+        )
+    arch = get_architecture(key)
+    st.markdown(f"**{arch.title}** · {arch.params:,} parameters")
+    st.caption(arch.description)
+    with st.expander("Layers"):
+        st.caption(arch.layers)
+        if st.toggle("Show the Keras layer summary", key=f"train_summary_{key}"):
+            layer_rows, params = ui.architecture_summary(key)
+            st.dataframe(layer_rows, hide_index=True, width="stretch")
+            st.caption(f"Total: {params:,} parameters")
+    defaults = arch.defaults
+    epochs = st.number_input("Epochs", 1, 1000, defaults["epochs"], key=f"train_epochs_{key}")
+    batch_size = st.number_input("Batch size", 1, TRAIN_SPLIT_SIZE, defaults["batch_size"], key=f"train_batch_{key}")
+    optimizer = st.selectbox(
+        "Optimizer", OPTIMIZERS, OPTIMIZERS.index(defaults["optimizer"]), key=f"train_optimizer_{key}"
+    )
+    learning_rate = st.number_input(
+        "Learning rate", 0.0, 10.0, defaults["learning_rate"], format="%.5f", step=1e-4, key=f"train_lr_{key}"
+    )
+    with st.expander("More settings"):
+        schedule = defaults.get("lr_schedule", "constant")
+        lr_schedule = st.selectbox(
+            "Learning-rate schedule",
+            LR_SCHEDULES,
+            LR_SCHEDULES.index(schedule),
+            key=f"train_schedule_{key}",
+            help="one_cycle: warm up over the first 20 % of steps, then cosine down to zero.",
+        )
+        augmentation = st.selectbox(
+            "Augmentation",
+            AUGMENTATIONS,
+            AUGMENTATIONS.index(defaults.get("augmentation", "none")),
+            key=f"train_augmentation_{key}",
+            help="shift: every epoch, each digit moves by up to 2 pixels.",
+        )
+        seed = st.number_input("Seed", 0, 2**31 - 1, 0, key=f"train_seed_{key}")
+        subset = st.number_input(
+            "Training images (fewer = a quick demo)",
+            10,
+            TRAIN_SPLIT_SIZE,
+            TRAIN_SPLIT_SIZE,
+            step=1000,
+            key=f"train_subset_{key}",
+        )
+    if active:
+        st.caption(f"{len(active)} run(s) queued or running: a new run waits its turn (one trains at a time).")
+    if st.button("Start training", type="primary", key="train_start", width="stretch"):
+        try:
+            config = TrainConfig.for_architecture(
+                key,
+                epochs=epochs,
+                batch_size=batch_size,
+                optimizer=optimizer,
+                learning_rate=learning_rate,
+                seed=seed,
+                lr_schedule=lr_schedule,
+                augmentation=augmentation,
+                train_subset=None if subset == TRAIN_SPLIT_SIZE else subset,
+            )
+        except ConfigError as error:
+            st.error(f"Cannot start: {error}")
+        else:
+            run = runs.start_run(config)
+            st.session_state["train_run"] = run.run_id
+            st.query_params["run"] = run.run_id
+            st.rerun()
+
+
+def show_run(run_id: str, was_active: bool) -> None:
+    """Show one run: state, progress, stop / continue, and its curves (refreshed while it trains)."""
+    run = runs.get_run(run_id)
+    status, config = run.status, run.config
+    state = status.get("state")
+    if was_active and state not in runs.ACTIVE_STATES:
+        st.rerun()  # it just ended: rerun the page so the auto-refresh switches off
+    epochs_rows, progress = run.epochs(), run.progress()
+    st.markdown(
+        f"### {ui.STATE_ICONS.get(state, '')} {state} · {get_architecture(config.architecture).title}\n"
+        f"{config.epochs} epochs · batch {config.batch_size} · {config.optimizer} lr {config.learning_rate:g}"
+        + (f" ({config.lr_schedule})" if config.lr_schedule != "constant" else "")
+        + (f" · augmentation {config.augmentation}" if config.augmentation != "none" else "")
+        + (f" · {config.train_size:,} training images" if config.train_subset else "")
+    )
+    if status.get("error"):
+        st.error(status["error"])
+    if state == runs.QUEUED:
+        runs.schedule()
+        st.info("Queued: it starts as soon as the run ahead of it ends.")
+    done_fraction = ui.progress_fraction(run)
+    st.progress(done_fraction, text=ui.progress_text(run))
+    seconds = [row["seconds"] for row in epochs_rows]
+    best = max((row["val_accuracy"] for row in epochs_rows), default=None)
+    metric_columns = st.columns(4)
+    metric_columns[0].metric("Epoch", f"{progress.get('epoch', len(epochs_rows))} / {config.epochs}")
+    metric_columns[1].metric("Seconds / epoch", f"{seconds[-1]:.1f}" if seconds else "–")
+    metric_columns[2].metric("Time left", ui.duration(runs.time_left(run)) if state == runs.RUNNING else "–")
+    metric_columns[3].metric("Best val accuracy", ui.percent(best))
+
+    if state in runs.ACTIVE_STATES:
+        if st.button("⏹ Stop", key="train_stop"):
+            runs.request_stop(run.run_id)
+            st.toast("Stop requested: it stops after the current batch.")
+    elif run.has_model():
+        extra_column, button_column = st.columns([1, 1], vertical_alignment="bottom")
+        extra = extra_column.number_input("More epochs", 1, 1000, 2, key="train_more_epochs")
+        if button_column.button("▶ Continue training", key="train_continue"):
+            runs.continue_run(run.run_id, int(extra))
+            st.rerun()
+
+    series = [charts.Series(run.run_id, epochs_rows)]
+    if config.architecture in reference.published_architectures() and st.session_state.get("train_overlay"):
+        curve = reference.published_curve(config.architecture)[: max(config.epochs, len(epochs_rows))]
+        series.append(charts.Series(f"published {config.architecture}", curve, dashed=True, color="#888888"))
+    left, right = st.columns(2)
+    left.plotly_chart(charts.curves_figure(series, "loss"), key="train_loss_chart")
+    right.plotly_chart(charts.curves_figure(series, "accuracy"), key="train_accuracy_chart")
+    batches = run.batches()
+    if batches:
+        st.plotly_chart(charts.batch_curve_figure(batches), key="train_batch_chart")
+    elif state in runs.ACTIVE_STATES:
+        st.caption("The first points appear a few seconds after the run starts (TensorFlow is loading).")
+
+
+with view:
+    st.subheader("Run")
+    selected = ui.pick_run(all_runs, "train_run", default_id=active[0].run_id if active else None)
+    if selected is None:
+        st.info("No runs yet: choose an architecture or a preset on the left and press **Start training**.")
+    else:
+        if selected.config.architecture in reference.published_architectures():
+            st.toggle("Overlay the walkthrough's published curve", key="train_overlay")
+        is_active = selected.state in runs.ACTIVE_STATES
+        st.fragment(run_every=REFRESH_SECONDS if is_active else None)(show_run)(selected.run_id, is_active)
+
+st.divider()
+st.subheader("All runs")
+if all_runs:
+    ui.runs_table(all_runs)
+else:
+    st.caption("Runs you start appear here with their state, and keep training when you close the page.")
