@@ -37,8 +37,9 @@ class Architecture:
 
 def _layers():
     """Return keras.layers, importing Keras on first use."""
-    import keras
+    from mnist_core.tfimport import import_keras
 
+    keras = import_keras()
     return keras, keras.layers
 
 

@@ -182,26 +182,51 @@ def histogram_figure(counts: np.ndarray, edges: np.ndarray, log_scale: bool = Tr
     return figure
 
 
-def confusion_figure(matrix: list[list[int]], height: int = 480) -> go.Figure:
-    """Return the confusion matrix heatmap (rows: true digit, columns: predicted), counts written in."""
+def confusion_figure(matrix: list[list[int]], selected: tuple[int, int] | None = None, height: int = 480) -> go.Figure:
+    """Return the confusion matrix (rows: true digit, columns: predicted) as clickable squares with counts."""
     values = np.asarray(matrix)
-    # A log colour scale so the few mistakes are visible next to the ~1,000 correct per digit.
+    true, predicted = np.indices(values.shape)
+    # Squares of a scatter, not a heatmap: Streamlit reports clicks on scatter points only.
+    # A log colour scale so the few mistakes show next to the ~1,000 correct per digit.
+    shade = np.log10(values + 1).ravel()
     figure = go.Figure(
-        go.Heatmap(
-            z=np.log10(values + 1),
-            x=list(range(NUM_CLASSES)),
-            y=list(range(NUM_CLASSES)),
-            customdata=values,
-            text=values,
-            texttemplate="%{text}",
-            colorscale="Blues",
-            showscale=False,
+        go.Scatter(
+            x=predicted.ravel(),
+            y=true.ravel(),
+            mode="markers+text",
+            text=values.ravel(),
+            textfont={"color": ["white" if s > 0.75 * shade.max() else "#1f2933" for s in shade], "size": 11},
+            marker={
+                "symbol": "square",
+                "size": (height - 110) / NUM_CLASSES * 0.92,
+                "color": shade,
+                "colorscale": "Blues",
+                "cmin": 0,
+                "line": {"width": 0},
+            },
+            customdata=values.ravel(),
             hovertemplate="true %{y}, predicted %{x}: %{customdata}<extra></extra>",
         )
     )
-    figure.update_xaxes(title="predicted", dtick=1, side="top")
-    figure.update_yaxes(title="true", dtick=1, autorange="reversed", scaleanchor="x")
-    figure.update_layout(height=height, margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    if selected is not None:
+        figure.add_shape(
+            type="rect",
+            x0=selected[1] - 0.5,
+            x1=selected[1] + 0.5,
+            y0=selected[0] - 0.5,
+            y1=selected[0] + 0.5,
+            line={"color": PALETTE[3], "width": 3},
+        )
+    figure.update_xaxes(title="predicted", dtick=1, side="top", range=[-0.5, 9.5], showgrid=False, zeroline=False)
+    figure.update_yaxes(title="true", dtick=1, range=[9.5, -0.5], showgrid=False, zeroline=False)
+    figure.update_layout(
+        height=height,
+        width=height,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        plot_bgcolor="white",
+        clickmode="event+select",
+        dragmode=False,
+    )
     return figure
 
 

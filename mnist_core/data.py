@@ -176,7 +176,9 @@ def load_from_path(path: Path | str) -> Mnist:
 
 def _load_keras() -> Mnist:
     """Return MNIST from Keras' cache, downloading it once if needed."""
-    import keras  # deferred: TensorFlow takes seconds to import
+    from mnist_core.tfimport import import_keras  # deferred: TensorFlow takes seconds to import
+
+    keras = import_keras()
 
     (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
     return Mnist(x_train, y_train, x_test, y_test, source="Keras download cache (~/.keras/datasets/mnist.npz)")

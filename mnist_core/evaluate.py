@@ -81,3 +81,12 @@ def stored_evaluation(run: Run) -> dict | None:
     if not result or result.get("epochs_done") != len(run.epochs()):
         return None
     return result
+
+
+def filter_misclassified(rows: list[dict], true: int | None = None, predicted: int | None = None) -> list[dict]:
+    """Return the misclassified rows with that true and / or predicted digit (None: any), order kept."""
+    return [
+        row
+        for row in rows
+        if (true is None or row["true"] == true) and (predicted is None or row["predicted"] == predicted)
+    ]

@@ -7,6 +7,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from mnist_core.runs import Run, RunError
+from mnist_core.tfimport import import_keras
 
 _CACHE: OrderedDict[tuple, object] = OrderedDict()
 _CACHE_SIZE = 12
@@ -29,8 +30,7 @@ def load_model_file(path: Path | str):
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
-    import keras
-
+    keras = import_keras()
     try:
         model = keras.models.load_model(path, safe_mode=True, compile=False)
     except Exception as error:

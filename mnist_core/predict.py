@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mnist_core.config import IMAGE_SIZE
+from mnist_core.tfimport import import_keras
 
 INK_THRESHOLD = 0.1  # grey level (0-1) above which a canvas pixel counts as ink
 MIN_INK_PIXELS = 4  # fewer inked pixels than this is a blank canvas (or a stray click)
@@ -93,6 +94,7 @@ class Predictor:
     """A model's forward pass compiled once for (batch, 28, 28, 1) input: milliseconds per digit."""
 
     def __init__(self, model):
+        import_keras()
         import tensorflow as tf
 
         self.model = model
@@ -123,6 +125,11 @@ def predictor_for(model) -> Predictor:
         if predictor is None:
             predictor = _PREDICTORS[model] = Predictor(model)
         return predictor
+
+
+def random_index(count: int) -> int:
+    """Return a random position in [0, count)."""
+    return int(np.random.default_rng().integers(count))
 
 
 def predict_canvas(model, canvas: np.ndarray) -> tuple[Preprocessed, np.ndarray | None]:

@@ -1,0 +1,69 @@
+"""Compare: the curves of any runs and of the walkthrough's published runs, overlaid or side by side."""
+
+import streamlit as st
+
+from mnist_core import charts, compare, reference, runs, ui
+
+ui.page_setup("Compare", "📈")
+all_runs = [run for run in runs.list_runs() if run.epochs()]
+by_id = {run.run_id: run for run in all_runs}
+
+pick_runs, pick_published = st.columns([2, 1])
+chosen = pick_runs.multiselect(
+    "Runs",
+    list(by_id),
+    default=list(by_id)[:3],
+    format_func=lambda run_id: ui.run_label(by_id[run_id]),
+    key="compare_runs",
+    placeholder="Choose runs",
+)
+published = pick_published.multiselect(
+    "Published curves (walkthrough, GPU)",
+    reference.published_architectures(),
+    default=[] if all_runs else ["cnn", "deeper_cnn_bn"],
+    key="compare_published",
+)
+if not all_runs:
+    st.info("No run has finished an epoch yet; meanwhile, here are the walkthrough's published curves.")
+    ui.link("train", "Train a model")
+
+layout_column, x_column, smoothing_column = st.columns(3)
+layout = layout_column.segmented_control(
+    "Layout", ["Overlaid", "Side by side"], default="Overlaid", key="compare_layout"
+)
+x_axis = x_column.segmented_control(
+    "X axis",
+    ["epoch", "elapsed"],
+    default="epoch",
+    key="compare_x",
+    format_func=lambda x: {"epoch": "Epoch", "elapsed": "Wall-clock seconds"}[x],
+)
+smoothing = smoothing_column.slider("Smoothing", 0.0, 0.95, 0.0, 0.05, key="compare_smoothing")
+
+series = compare.run_series([by_id[run_id] for run_id in chosen]) + compare.published_series(published)
+if not series:
+    st.info("Choose at least one run or published curve.")
+    st.stop()
+x_axis = x_axis or "epoch"
+if layout == "Side by side":
+    st.plotly_chart(charts.side_by_side_figure(series, x_axis, smoothing, height=640), key="compare_grid")
+else:
+    left, right = st.columns(2)
+    left.plotly_chart(charts.curves_figure(series, "loss", x_axis, smoothing), key="compare_loss")
+    right.plotly_chart(charts.curves_figure(series, "accuracy", x_axis, smoothing), key="compare_accuracy")
+if x_axis == "elapsed" and published:
+    st.caption("Published runs were timed on a GPU, so their seconds are not comparable with runs trained here.")
+
+st.subheader("Summary")
+st.dataframe(
+    compare.comparison_rows([by_id[run_id] for run_id in chosen], published),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "parameters": st.column_config.NumberColumn(format="localized"),
+        "best val accuracy": st.column_config.NumberColumn(format="percent"),
+        "test accuracy": st.column_config.NumberColumn(format="percent"),
+        "seconds / epoch": st.column_config.NumberColumn(format="%.1f"),
+    },
+)
+st.caption("Test accuracy appears once a run has been evaluated on the Evaluate page.")
