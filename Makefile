@@ -3,7 +3,12 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-export MNIST_DATA_DIR ?= $(abspath ../shared/data/mnist)
+# Offline data beside the checkout, when there is some and MNIST_DATA_DIR is not set already.
+ifeq ($(MNIST_DATA_DIR),)
+ifneq ($(wildcard ../shared/data/mnist/.),)
+export MNIST_DATA_DIR := $(abspath ../shared/data/mnist)
+endif
+endif
 
 .PHONY: run test install install-dev chromium lint bench
 
