@@ -29,10 +29,11 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(VENV)/bin/streamlit run dashboard.py
 
+# Debian's Chromium for the browser tests, and an emoji font so screenshots show the page icons.
 chromium:
-	@test -x /usr/bin/chromium || { \
+	@test -x /usr/bin/chromium -a -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf || { \
 	  SUDO=$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; }
 
 lint: install-dev
 	$(VENV)/bin/ruff check --output-format concise .

@@ -22,6 +22,15 @@ PAGES = {
 }
 
 
+def navigation(home) -> list:
+    """Return the studio's pages for st.navigation: `home` (a function) first, then pages/."""
+    pages = [st.Page(home, title="Home", icon="🏠", default=True)]
+    for key, (path, title, icon) in PAGES.items():
+        if key != "home":
+            pages.append(st.Page(path, title=title, icon=icon, url_path=title))
+    return pages
+
+
 def page_setup(title: str, icon: str) -> None:
     """Set the page's title, icon and wide layout, and show its heading."""
     st.set_page_config(page_title=f"{title} · MNIST studio", page_icon=icon, layout="wide")
@@ -134,15 +143,15 @@ def no_runs_yet(what: str) -> None:
 
 
 def duration(seconds) -> str:
-    """Return seconds as '42 s', '3 min 05 s' or '1 h 02 min', '–' when unknown."""
+    """Return seconds as '42 s', '3m 05s' or '1h 02m' (short enough for a metric), '–' when unknown."""
     if seconds is None:
         return "–"
     seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"
     if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
 
 
 def progress_fraction(run: runs.Run) -> float:

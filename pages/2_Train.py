@@ -136,9 +136,12 @@ def show_run(run_id: str, was_active: bool) -> None:
     if config.architecture in reference.published_architectures() and st.session_state.get("train_overlay"):
         curve = reference.published_curve(config.architecture)[: max(config.epochs, len(epochs_rows))]
         series.append(charts.Series(f"published {config.architecture}", curve, dashed=True, color="#888888"))
-    left, right = st.columns(2)
-    left.plotly_chart(charts.curves_figure(series, "loss"), key="train_loss_chart")
-    right.plotly_chart(charts.curves_figure(series, "accuracy"), key="train_accuracy_chart")
+    if epochs_rows or len(series) > 1:
+        left, right = st.columns(2)
+        left.plotly_chart(charts.curves_figure(series, "loss"), key="train_loss_chart")
+        right.plotly_chart(charts.curves_figure(series, "accuracy"), key="train_accuracy_chart")
+    else:
+        st.caption("Loss and accuracy per epoch appear here when the first epoch ends.")
     batches = run.batches()
     if batches:
         st.plotly_chart(charts.batch_curve_figure(batches), key="train_batch_chart")
