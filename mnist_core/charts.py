@@ -68,6 +68,8 @@ def curves_figure(
                 )
             )
     figure.update_layout(title=METRIC_TITLES.get(metric, metric), xaxis_title=X_TITLES[x], height=height, **LAYOUT)
+    if x == "epoch":
+        figure.update_xaxes(tickformat="d")
     if metric == "accuracy":
         figure.update_yaxes(tickformat=".1%")
     return figure
@@ -168,6 +170,9 @@ def mean_images_figure(means: np.ndarray, height: int = 200) -> go.Figure:
         )
     figure.update_yaxes(autorange="reversed", showticklabels=False)
     figure.update_xaxes(showticklabels=False)
+    for digit in range(NUM_CLASSES):  # square pixels: each subplot's y axis follows its own x axis
+        suffix = "" if digit == 0 else str(digit + 1)
+        figure.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
     figure.update_layout(height=height, margin={"l": 0, "r": 0, "t": 25, "b": 0})
     return figure
 
