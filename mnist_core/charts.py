@@ -68,8 +68,8 @@ def curves_figure(
                 )
             )
     figure.update_layout(title=METRIC_TITLES.get(metric, metric), xaxis_title=X_TITLES[x], height=height, **LAYOUT)
-    if x == "epoch":
-        figure.update_xaxes(tickformat="d")
+    if x == "epoch" and max((len(item.rows) for item in series), default=0) <= 20:
+        figure.update_xaxes(dtick=1)  # whole epochs only, no '1.5'
     if metric == "accuracy":
         figure.update_yaxes(tickformat=".1%")
     return figure

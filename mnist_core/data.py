@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,7 +137,7 @@ def load_npz(path: Path | str) -> Mnist:
             arrays = {key: np.asarray(npz[key]) for key in ("x_train", "y_train", "x_test", "y_test")}
     except KeyError as error:
         raise DataError(f"{path}: not a Keras mnist.npz (missing array {error})") from error
-    except (OSError, ValueError, zlib.error, EOFError) as error:
+    except (OSError, ValueError, zlib.error, EOFError, zipfile.BadZipFile) as error:
         raise DataError(f"{path}: cannot be read as .npz ({error})") from error
     for key in ("x_train", "x_test"):
         if arrays[key].ndim != 3 or arrays[key].shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):

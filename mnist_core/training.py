@@ -196,6 +196,9 @@ def train_run(run: Run) -> str:
         done, previous_elapsed = 0, 0.0
         model = build_model(config.architecture)
         compile_model(model, config, total_steps=config.epochs * config.steps_per_epoch)
+    if done and config.lr_schedule == "one_cycle":
+        # The saved one-cycle schedule has decayed to 0: continuing would not learn. Start a new cycle.
+        compile_model(model, config, total_steps=(config.epochs - done) * config.steps_per_epoch)
     update_status(run, state=RUNNING, epochs_done=done, error=None)
     callbacks = [
         RunRecorder.create(run, config, previous_elapsed),
