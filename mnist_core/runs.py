@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mnist_core import storage
-from mnist_core.config import TrainConfig, max_concurrent_runs, runs_root
+from mnist_core.config import ConfigError, TrainConfig, max_concurrent_runs, runs_root
 
 QUEUED, RUNNING, FINISHED, STOPPED, FAILED = "queued", "running", "finished", "stopped", "failed"
 STATES = (QUEUED, RUNNING, FINISHED, STOPPED, FAILED)
@@ -168,9 +168,19 @@ def list_runs(root: Path | str | None = None, *, schedule_queue: bool = True) ->
     if not root.is_dir():
         return []
     runs = [Run(path) for path in root.iterdir() if (path / "config.json").exists()]
+    runs = [run for run in runs if _readable(run)]
     for run in runs:
         _detect_dead(run)
     return sorted(runs, key=lambda run: run.run_id, reverse=True)
+
+
+def _readable(run: Run) -> bool:
+    """Return True when the run's config.json holds a valid config (a damaged run is left out of lists)."""
+    try:
+        run.config  # noqa: B018 - reading it is the check
+    except (ConfigError, TypeError, ValueError):
+        return False
+    return True
 
 
 def create_run(config: TrainConfig, root: Path | str | None = None) -> Run:

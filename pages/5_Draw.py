@@ -5,6 +5,7 @@ from streamlit_drawable_canvas import st_canvas
 
 from mnist_core import charts, predict, runs, ui
 from mnist_core.architectures import get_architecture
+from mnist_core.models import ModelFileError
 
 CANVAS_SIZE = 280
 STEP_TITLES = {
@@ -61,7 +62,11 @@ with result_column:
     if prepared is None or prepared.blank:
         st.info("The canvas is blank: draw a digit to see the predictions.")
         st.stop()
-    probabilities = predict.predictor_for(ui.model_of(run)).probabilities(prepared.image)
+    try:
+        probabilities = predict.predictor_for(ui.model_of(run)).probabilities(prepared.image)
+    except ModelFileError as error:
+        st.error(f"This run's model cannot be loaded: {error}")
+        st.stop()
     digit = int(probabilities.argmax())
     verdict, chart = st.columns([1, 3])
     verdict.metric("Prediction", digit, help="the digit with the highest probability")
@@ -75,7 +80,11 @@ with result_column:
 st.subheader("Every trained model")
 tiles = st.columns(4)
 for i, other in enumerate(with_model):
-    probs = predict.predictor_for(ui.model_of(other)).probabilities(prepared.image)
+    try:
+        probs = predict.predictor_for(ui.model_of(other)).probabilities(prepared.image)
+    except ModelFileError:
+        tiles[i % 4].warning(f"{other.run_id}: its model file cannot be loaded.")
+        continue
     with tiles[i % 4]:
         best = int(probs.argmax())
         st.markdown(

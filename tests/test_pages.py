@@ -227,3 +227,33 @@ def test_draw_blank_canvas_then_a_test_digit(with_run):
     assert metric(app, "Prediction") == str(int(np.argmax(expected)))
     app.button(key="draw_clear").click().run()
     assert any("canvas is blank" in text for text in texts(app.info))
+
+
+def test_draw_reports_a_corrupt_model_file(finished_root, tmp_path, monkeypatch):
+    import shutil
+
+    source = runs.list_runs(finished_root)[0]
+    broken = tmp_path / source.run_id
+    shutil.copytree(source.path, broken)
+    for name in ("best.keras", "final.keras"):
+        (broken / name).write_bytes(b"not a zip file at all")
+    monkeypatch.setenv("MNIST_RUNS_DIR", str(tmp_path))
+    app = page("pages/5_Draw.py")
+    app.button(key="draw_sample_button").click().run()
+    assert not app.exception
+    assert any("cannot be loaded" in text and "best.keras" in text for text in texts(app.error))
+
+
+def test_pages_skip_a_run_with_a_damaged_config(finished_root, tmp_path, monkeypatch):
+    import shutil
+
+    source = runs.list_runs(finished_root)[0]
+    shutil.copytree(source.path, tmp_path / source.run_id)
+    damaged = tmp_path / "20990101-000000-cnn-dead"
+    damaged.mkdir()
+    (damaged / "config.json").write_text('{"epochs": -3}')
+    monkeypatch.setenv("MNIST_RUNS_DIR", str(tmp_path))
+    for path in ("dashboard.py", "pages/2_Train.py", "pages/3_Compare.py"):
+        app = page(path)
+        assert not app.exception
+    assert [run.run_id for run in runs.list_runs(tmp_path)] == [source.run_id]
