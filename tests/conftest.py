@@ -1,0 +1,130 @@
+"""Shared fixtures: the MNIST location, a private runs folder per test, and one trained run per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if not os.environ.get("MNIST_DATA_DIR", "").strip():
+    os.environ["MNIST_DATA_DIR"] = str(REPO_ROOT.parent / "shared" / "data" / "mnist")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from mnist_core import runs  # noqa: E402  (after the environment above is set)
+from mnist_core.config import TrainConfig  # noqa: E402
+
+PYTHON = sys.executable
+RUN_TIMEOUT = 180.0  # seconds a tiny run may take before a test gives up on it
+
+# The session's shared run: the MLP with Adam and a one-cycle schedule, 1 epoch of 2,000 images.
+TEMPLATE_CONFIG = dict(
+    architecture="mlp",
+    epochs=1,
+    batch_size=64,
+    optimizer="adam",
+    learning_rate=3e-3,
+    lr_schedule="one_cycle",
+    train_subset=2000,
+)
+
+
+@pytest.fixture(autouse=True)
+def runs_dir(tmp_path, monkeypatch) -> Path:
+    """Point MNIST_RUNS_DIR at this test's own folder, so no test sees another's runs."""
+    root = tmp_path / "runs"
+    monkeypatch.setenv("MNIST_RUNS_DIR", str(root))
+    monkeypatch.delenv("MNIST_MAX_CONCURRENT_RUNS", raising=False)
+    return root
+
+
+def log_of(run: runs.Run) -> str:
+    """Return the tail of the run's worker log, for failure messages."""
+    try:
+        return run.file("log.txt").read_text()[-3000:]
+    except OSError:
+        return "(no log.txt)"
+
+
+def wait_state(run: runs.Run, states=runs.DONE_STATES, timeout: float = RUN_TIMEOUT) -> str:
+    """Return the run's state once it is in `states` (fails the test with the worker log otherwise)."""
+    try:
+        return runs.wait_for(run, states, timeout=timeout)
+    except TimeoutError as error:
+        pytest.fail(f"{error}\n{log_of(run)}")
+
+
+def wait_until(predicate, timeout: float = RUN_TIMEOUT, poll: float = 0.05, what: str = "condition"):
+    """Return predicate()'s first truthy value, polling; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def kill_worker(run: runs.Run) -> None:
+    """SIGKILL the run's worker if it is still alive (only a pid whose command line names this run)."""
+    pid = run.status.get("pid")
+    if pid and runs._pid_alive(pid, run.run_id):
+        os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def reaper():
+    """Collect runs a test starts; any worker still alive at teardown is killed (a failed test leaks none)."""
+    started: list[runs.Run] = []
+    yield started
+    for run in started:
+        kill_worker(run)
+
+
+def copy_run(run: runs.Run, root: Path) -> runs.Run:
+    """Return a copy of a finished run's folder under `root` (tests that change a run work on a copy)."""
+    root.mkdir(parents=True, exist_ok=True)
+    target = root / run.run_id
+    shutil.copytree(run.path, target)
+    return runs.Run(target)
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """Return MNIST loaded once from MNIST_DATA_DIR."""
+    from mnist_core.data import load_mnist
+
+    return load_mnist()
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> runs.Run:
+    """Return a finished 1-epoch run made by a real worker process (read-only: copy it to change it)."""
+    root = tmp_path_factory.mktemp("template-runs")
+    run = runs.start_run(TrainConfig.from_dict(TEMPLATE_CONFIG), root)
+    try:
+        state = runs.wait_for(run, timeout=RUN_TIMEOUT)
+    except TimeoutError:
+        kill_worker(run)
+        raise
+    assert state == runs.FINISHED, f"template run ended {state}: {run.status}\n{log_of(run)}"
+    return run
+
+
+def run_cli(*args: str, runs_root: Path, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
+    """Run `python -m mnist_core ARGS` with MNIST_RUNS_DIR=runs_root; return the finished process."""
+    env = dict(os.environ, MNIST_RUNS_DIR=str(runs_root))
+    return subprocess.run(
+        [PYTHON, "-m", "mnist_core", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

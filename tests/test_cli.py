@@ -1,0 +1,112 @@
+"""The command line, run as a real subprocess: train, runs, evaluate, stop, continue, bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+from conftest import copy_run, log_of, run_cli, wait_state, wait_until
+
+from mnist_core import runs
+from mnist_core.architectures import ARCHITECTURES
+from mnist_core.config import TrainConfig
+
+
+def test_train_then_runs_lists_it_finished(runs_dir):
+    result = run_cli("train", "--arch", "mlp", "--epochs", "1", "--subset", "600", runs_root=runs_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    listed = runs.list_runs(runs_dir)
+    assert len(listed) == 1
+    run = listed[0]
+    assert run.state == runs.FINISHED, log_of(run)
+    assert f"run {run.run_id}: finished" in result.stdout
+    config = run.config
+    assert (config.architecture, config.epochs, config.train_subset) == ("mlp", 1, 600)
+    assert (config.optimizer, config.learning_rate, config.batch_size) == ("sgd", 1e-3, 64)  # published defaults
+    assert len(run.epochs()) == 1
+
+    table = run_cli("runs", runs_root=runs_dir)
+    assert table.returncode == 0, table.stderr
+    line = next(line for line in table.stdout.splitlines() if line.startswith(run.run_id))
+    assert re.search(r"\bmlp\b", line) and re.search(r"\bfinished\b", line)
+    assert "1/1" in line
+
+
+def test_runs_without_any(runs_dir):
+    result = run_cli("runs", runs_root=runs_dir)
+    assert result.returncode == 0
+    assert "no runs yet" in result.stdout
+
+
+def test_train_with_zero_epochs_exits_2_naming_epochs(runs_dir):
+    result = run_cli("train", "--arch", "mlp", "--epochs", "0", runs_root=runs_dir)
+    assert result.returncode == 2
+    assert "epochs" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not runs_dir.exists() or not any(runs_dir.iterdir())  # nothing was started
+
+
+def test_bad_arguments_exit_2(runs_dir):
+    assert run_cli("train", "--arch", "lenet", runs_root=runs_dir).returncode == 2
+    result = run_cli("train", "--arch", "mlp", "--batch-size", "700", "--subset", "600", runs_root=runs_dir)
+    assert result.returncode == 2 and "batch_size" in result.stderr
+    result = run_cli("evaluate", "no-such-run", runs_root=runs_dir)
+    assert result.returncode == 2 and "no-such-run" in result.stderr
+    result = run_cli("stop", "no-such-run", runs_root=runs_dir)
+    assert result.returncode == 2 and "no-such-run" in result.stderr
+
+
+def test_evaluate_prints_and_stores(trained_run, runs_dir):
+    run = copy_run(trained_run, runs_dir)
+    result = run_cli("evaluate", run.run_id, runs_root=runs_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    stored = json.loads(run.file("evaluation.json").read_text())
+    assert stored["count"] == 10_000
+    assert f"test accuracy {100 * stored['accuracy']:.2f} %" in result.stdout
+    assert f"{len(stored['misclassified'])} misclassified of 10,000" in result.stdout
+    digit_rows = [line.split() for line in result.stdout.splitlines() if re.match(r"^\s+\d\s", line)]
+    assert [int(row[0]) for row in digit_rows] == list(range(10))
+    recalls = [float(row[2]) for row in digit_rows]
+    matrix = np.array(stored["confusion_matrix"])
+    np.testing.assert_allclose(recalls, np.diag(matrix) / matrix.sum(axis=1), atol=6e-5)
+
+
+def test_stop_a_detached_run(runs_dir, reaper):
+    result = run_cli(
+        "train", "--arch", "mlp", "--epochs", "20", "--subset", "2000", "--detach", runs_root=runs_dir, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    run = runs.list_runs(runs_dir)[0]
+    reaper.append(run)
+    assert run.run_id in result.stdout
+    wait_until(lambda: run.file("progress.json").exists(), what=f"progress.json\n{log_of(run)}")
+    stop = run_cli("stop", run.run_id, runs_root=runs_dir, timeout=60)
+    assert stop.returncode == 0, stop.stderr
+    assert "stop requested" in stop.stdout
+    assert wait_state(run) == runs.STOPPED, log_of(run)
+    assert len(run.epochs()) < 20
+    assert run.file("final.keras").exists()
+
+
+def test_stop_a_queued_run(runs_dir):
+    run = runs.create_run(TrainConfig.for_architecture("mlp", epochs=1, train_subset=600), runs_dir)
+    result = run_cli("stop", run.run_id, runs_root=runs_dir)
+    assert result.returncode == 0, result.stderr
+    assert "state now stopped" in result.stdout
+    assert run.state == runs.STOPPED
+
+
+def test_continue_refuses_zero_epochs(trained_run, runs_dir):
+    run = copy_run(trained_run, runs_dir)
+    result = run_cli("continue", run.run_id, "--epochs", "0", runs_root=runs_dir)
+    assert result.returncode == 2
+    assert "extra_epochs" in result.stderr
+    assert run.state == runs.FINISHED and run.config.epochs == 1
+
+
+def test_architectures_lists_the_registry(runs_dir):
+    result = run_cli("architectures", runs_root=runs_dir)
+    assert result.returncode == 0
+    keys = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
+    assert keys == list(ARCHITECTURES)

@@ -1,0 +1,328 @@
+"""The run engine with real worker processes: files of a finished run, stop, kill, queue, continue, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TEMPLATE_CONFIG, copy_run, log_of, wait_state, wait_until
+
+from mnist_core import runs, storage
+from mnist_core.config import TrainConfig
+from mnist_core.data import split, to_model_input
+from mnist_core.models import ModelFileError, load_model_file, load_run_model
+from mnist_core.runs import RunError
+
+EXPECTED_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "elapsed", "learning_rate"]
+TINY = dict(architecture="mlp", epochs=1, train_subset=600)
+LONG = dict(architecture="mlp", epochs=20, train_subset=2000)  # ~20 x 32 batches: plenty of time to interrupt
+
+
+def tiny_config(**changes) -> TrainConfig:
+    return TrainConfig.for_architecture(**{**TINY, **changes})
+
+
+def read_epochs_csv(run: runs.Run) -> tuple[list[str], list[dict]]:
+    """Return (header, rows) of epochs.csv read with the csv module (not mnist_core's reader)."""
+    with open(run.file("epochs.csv"), newline="") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames or []), list(reader)
+
+
+# ----- a finished run ---------------------------------------------------------------------------------------------
+
+
+def test_finished_run_records_everything(trained_run):
+    status = trained_run.status
+    assert status["state"] == runs.FINISHED, log_of(trained_run)
+    assert status["error"] is None
+    assert status["epochs_done"] == 1
+    assert trained_run.config == TrainConfig.from_dict(TEMPLATE_CONFIG)
+
+    header, rows = read_epochs_csv(trained_run)
+    assert header == EXPECTED_COLUMNS
+    assert len(rows) == 1
+    row = {key: float(value) for key, value in rows[0].items()}
+    assert row["epoch"] == 1
+    assert all(math.isfinite(value) for value in row.values()), row
+    assert 0 <= row["accuracy"] <= 1 and 0 <= row["val_accuracy"] <= 1
+    assert row["loss"] > 0 and row["val_loss"] > 0
+    assert 0 < row["seconds"] <= row["elapsed"]
+    assert status["best_val_accuracy"] == pytest.approx(row["val_accuracy"])
+
+    lines = trained_run.file("batches.jsonl").read_text().splitlines()
+    batches = [json.loads(line) for line in lines]
+    assert batches, "no batch rows"
+    for batch in batches:
+        assert {"epoch", "batch", "epoch_progress", "loss", "accuracy", "elapsed"} <= set(batch)
+    steps = math.ceil(2000 / 64)
+    assert batches[-1]["batch"] == steps and batches[-1]["epoch_progress"] == pytest.approx(1.0)
+    assert [b["epoch_progress"] for b in batches] == sorted(b["epoch_progress"] for b in batches)
+    progress = trained_run.progress()
+    assert progress["epoch"] == 1 and progress["steps_per_epoch"] == steps
+
+    summary = trained_run.summary()
+    assert summary["state"] == runs.FINISHED and summary["epochs_done"] == 1 and summary["epochs_target"] == 1
+    assert summary["best_val_accuracy"] == pytest.approx(row["val_accuracy"])
+
+
+def test_saved_models_load_and_score_the_recorded_validation(trained_run, mnist):
+    import keras
+
+    config = trained_run.config
+    parts = split(mnist)
+    x_val = to_model_input(parts.x_val[: config.validation_size])
+    y_val = parts.y_val[: config.validation_size].astype(int)
+    _, rows = read_epochs_csv(trained_run)
+    for which in ("best", "final"):
+        path = trained_run.file(f"{which}.keras")
+        assert path.stat().st_size > 0
+        model = load_run_model(trained_run, which)
+        assert model.output_shape == (None, 10)
+        # The same file through Keras' own safe loader.
+        assert keras.models.load_model(path, safe_mode=True, compile=False).count_params() == 235_146
+        # The recorded validation numbers are this model's on the first N // 9 validation images of the split.
+        probs = model.predict(x_val, batch_size=1024, verbose=0)
+        accuracy = float((probs.argmax(axis=1) == y_val).mean())
+        loss = float(-np.log(np.clip(probs[np.arange(len(y_val)), y_val], 1e-7, 1)).mean())
+        assert abs(accuracy - float(rows[0]["val_accuracy"])) <= 1.5 / len(y_val)
+        assert loss == pytest.approx(float(rows[0]["val_loss"]), rel=1e-3)
+    # One epoch of Adam on 2,000 images learns far beyond chance (10 %): labels and images line up.
+    assert float(rows[0]["val_accuracy"]) > 0.3
+
+
+def test_tensorboard_event_files_hold_the_epoch(trained_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util.tensor_util import make_ndarray
+
+    board = trained_run.file("tensorboard")
+    events = sorted(board.rglob("events.out.tfevents.*"))
+    assert {path.parent.name for path in events} >= {"train", "validation"}
+    assert all(path.stat().st_size > 0 for path in events)
+    _, rows = read_epochs_csv(trained_run)
+    for folder, column in (("train", "loss"), ("validation", "val_accuracy")):
+        accumulator = EventAccumulator(str(board / folder))
+        accumulator.Reload()
+        tag = "epoch_loss" if column == "loss" else "epoch_accuracy"
+        values = [float(make_ndarray(event.tensor_proto)) for event in accumulator.Tensors(tag)]
+        assert values == [pytest.approx(float(rows[0][column]), rel=1e-5)]
+
+
+def test_atomic_writes_leave_no_temp_files(trained_run):
+    leftovers = [path for path in trained_run.path.rglob("*") if ".tmp" in path.name]
+    assert leftovers == []
+    names = {path.name for path in trained_run.path.iterdir()}
+    assert {"config.json", "status.json", "epochs.csv", "batches.jsonl", "best.keras", "final.keras"} <= names
+    assert "stop" not in names
+
+
+def test_failed_atomic_write_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch):
+    target = tmp_path / "status.json"
+    storage.write_json_atomic(target, {"state": "queued"})
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(storage.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        storage.write_json_atomic(target, {"state": "running"})
+    assert json.loads(target.read_text()) == {"state": "queued"}
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["status.json"]
+
+
+def test_failed_model_save_leaves_nothing(tmp_path):
+    class HalfSaved:
+        def save(self, path):
+            Path(path).write_bytes(b"half a zip")
+            raise RuntimeError("killed mid-save")
+
+    with pytest.raises(RuntimeError):
+        storage.save_model_atomic(HalfSaved(), tmp_path / "best.keras")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_torn_jsonl_line_is_skipped(tmp_path):
+    path = tmp_path / "batches.jsonl"
+    storage.append_jsonl(path, [{"a": 1}, {"a": 2}])
+    with open(path, "a") as handle:
+        handle.write('{"a": 3, "b"')  # a line still being written
+    assert storage.read_jsonl(path) == [{"a": 1}, {"a": 2}]
+
+
+# ----- stop, kill ------------------------------------------------------------------------------------------------
+
+
+def test_stop_a_running_run(runs_dir, reaper):
+    run = runs.start_run(TrainConfig.for_architecture(**LONG), runs_dir)
+    reaper.append(run)
+    wait_until(lambda: run.file("progress.json").exists(), what=f"progress.json\n{log_of(run)}")
+    assert run.state == runs.RUNNING
+    # While it runs it can be neither continued nor deleted.
+    with pytest.raises(RunError, match="running"):
+        runs.continue_run(run.run_id, 2, runs_dir)
+    with pytest.raises(RunError, match="running"):
+        runs.delete_run(run.run_id, runs_dir)
+
+    runs.request_stop(run.run_id, runs_dir)
+    assert wait_state(run) == runs.STOPPED, log_of(run)
+    done = len(run.epochs())
+    assert done <= 5, f"stopped only after {done} of 20 epochs"
+    assert run.status["epochs_done"] == done
+    assert run.status["error"] is None
+    assert run.progress()["epoch"] <= done + 1
+    assert not run.file("stop").exists()
+    model = load_run_model(run, "final")
+    assert model.output_shape == (None, 10)
+    assert run.has_model()
+
+
+def test_killed_worker_is_reported_failed(runs_dir, reaper):
+    run = runs.start_run(TrainConfig.for_architecture(**LONG), runs_dir)
+    reaper.append(run)
+    wait_until(lambda: run.file("progress.json").exists(), what=f"progress.json\n{log_of(run)}")
+    pid = run.status["pid"]
+    assert pid and runs._pid_alive(pid, run.run_id)
+    os.kill(pid, signal.SIGKILL)
+
+    def reported_failed():
+        listed = {r.run_id: r for r in runs.list_runs(runs_dir)}
+        return listed[run.run_id].state == runs.FAILED
+
+    wait_until(reported_failed, timeout=30, what="the killed run to be reported failed")
+    again = runs.get_run(run.run_id, runs_dir)
+    assert again.state == runs.FAILED
+    error = again.status["error"]
+    assert "killed" in error and str(pid) in error
+    assert runs.list_runs(runs_dir)[0].summary()["error"] == error
+
+
+# ----- queue ------------------------------------------------------------------------------------------------------
+
+
+def test_second_run_waits_in_the_queue_then_runs_by_itself(runs_dir, reaper, monkeypatch):
+    monkeypatch.setenv("MNIST_MAX_CONCURRENT_RUNS", "1")
+    first = runs.start_run(tiny_config(), runs_dir)
+    reaper.append(first)
+    second = runs.start_run(tiny_config(seed=1), runs_dir)
+    reaper.append(second)
+    assert first.state == runs.RUNNING
+    assert second.state == runs.QUEUED
+    listed = runs.list_runs(runs_dir, schedule_queue=False)
+    assert [r.run_id for r in listed] == sorted([first.run_id, second.run_id], reverse=True)
+
+    # Poll the status files only (nothing here schedules): the first worker must start the second itself.
+    def second_done():
+        second_state = runs.Run(second.path).state
+        first_state = runs.Run(first.path).state
+        if second_state != runs.QUEUED:
+            assert first_state in runs.DONE_STATES, "the second run started while the first was still running"
+        return second_state in runs.DONE_STATES
+
+    wait_until(second_done, poll=0.1, what=f"the queued run to finish\n{log_of(first)}\n{log_of(second)}")
+    assert first.state == runs.FINISHED, log_of(first)
+    assert second.state == runs.FINISHED, log_of(second)
+    assert second.status["started"] >= first.status["ended"]
+    assert len(second.epochs()) == 1
+
+
+def test_stopping_a_queued_run_needs_no_worker(runs_dir):
+    run = runs.create_run(tiny_config(), runs_dir)
+    assert run.state == runs.QUEUED
+    runs.request_stop(run.run_id, runs_dir)
+    assert run.state == runs.STOPPED
+    assert run.status["pid"] is None
+    runs.delete_run(run.run_id, runs_dir)
+    assert not run.path.exists()
+
+
+# ----- continue ---------------------------------------------------------------------------------------------------
+
+
+def test_continue_a_finished_run(trained_run, runs_dir, reaper):
+    run = copy_run(trained_run, runs_dir)
+    reaper.append(run)
+    _, before = read_epochs_csv(run)
+    batches_before = len(run.batches())
+    runs.continue_run(run.run_id, 2, runs_dir)
+    assert run.config.epochs == 3
+    assert wait_state(run) == runs.FINISHED, log_of(run)
+
+    header, rows = read_epochs_csv(run)
+    assert header == EXPECTED_COLUMNS
+    assert [int(row["epoch"]) for row in rows] == [1, 2, 3]
+    assert rows[0] == before[0]  # the first epoch is kept as it was
+    elapsed = [float(row["elapsed"]) for row in rows]
+    assert elapsed[0] < elapsed[1] < elapsed[2]
+    status = run.status
+    assert status["epochs_done"] == 3 and status["continued_at_epoch"] == 1
+    # The run goes on learning from its saved model: its one-cycle schedule had decayed to 0 at the end of
+    # epoch 1, and a continuation gets a fresh cycle (the rate is recorded at each epoch's end).
+    assert float(rows[0]["learning_rate"]) == pytest.approx(0.0, abs=1e-9)
+    assert float(rows[1]["learning_rate"]) > 0
+    assert float(rows[2]["val_loss"]) < float(rows[0]["val_loss"])
+    assert float(rows[1]["loss"]) < float(rows[0]["loss"])
+    assert len(run.batches()) > batches_before
+    assert run.batches()[-1]["epoch_progress"] == pytest.approx(3.0)
+
+
+def test_invalid_continue_raises(trained_run, runs_dir):
+    run = copy_run(trained_run, runs_dir)
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(RunError, match="extra_epochs"):
+            runs.continue_run(run.run_id, bad, runs_dir)
+    queued = runs.create_run(tiny_config(), runs_dir)
+    with pytest.raises(RunError, match="queued"):
+        runs.continue_run(queued.run_id, 2, runs_dir)
+    no_model = runs.create_run(tiny_config(), runs_dir)
+    runs.update_status(no_model, state=runs.STOPPED)
+    with pytest.raises(RunError, match="no saved model"):
+        runs.continue_run(no_model.run_id, 2, runs_dir)
+    # Nothing was changed by the refused calls.
+    assert run.config.epochs == 1 and run.state == runs.FINISHED
+    assert queued.config.epochs == 1
+
+
+# ----- lookups and model files ------------------------------------------------------------------------------------
+
+
+def test_unknown_run_ids(runs_dir):
+    runs.create_run(tiny_config(), runs_dir)
+    for bad in ("nope", "", "../etc", "a/b"):
+        with pytest.raises(RunError):
+            runs.get_run(bad, runs_dir)
+    with pytest.raises(RunError):
+        runs.request_stop("nope", runs_dir)
+
+
+def test_runs_root_comes_from_env(runs_dir):
+    run = runs.create_run(tiny_config())  # no root: MNIST_RUNS_DIR (this test's folder)
+    assert run.path.parent == runs_dir.resolve()
+    assert runs.get_run(run.run_id).path == run.path
+    assert [r.run_id for r in runs.list_runs(schedule_queue=False)] == [run.run_id]
+
+
+def test_corrupt_model_file_names_the_file(runs_dir):
+    run = runs.create_run(tiny_config(), runs_dir)
+    with pytest.raises(RunError, match="no saved model"):
+        load_run_model(run)
+    run.file("best.keras").write_bytes(os.urandom(4096))
+    with pytest.raises(ModelFileError) as caught:
+        load_run_model(run, "best")
+    assert str(run.file("best.keras")) in str(caught.value)
+    with pytest.raises(ModelFileError, match="no model file"):
+        load_model_file(runs_dir / "missing.keras")
+
+
+def test_model_cache_notices_a_replaced_file(trained_run, runs_dir):
+    run = copy_run(trained_run, runs_dir)
+    assert load_run_model(run, "final") is load_run_model(run, "final")  # cached
+    run.file("final.keras").write_bytes(b"garbage" * 100)
+    with pytest.raises(ModelFileError) as caught:
+        load_run_model(run, "final")
+    assert "final.keras" in str(caught.value)
