@@ -42,5 +42,5 @@ lint: install-dev
 test: install-dev chromium lint
 	$(PY) -m pytest tests
 
-bench: install
+bench: install-dev chromium
 	$(PY) bench/run_all.py

@@ -10,24 +10,25 @@ import tempfile
 from pathlib import Path
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temp file in the same folder and a rename."""
+def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write `data` to `path` via a temp file in the same folder and a rename (fsync'd when `durable`)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def write_json_atomic(path: Path, value) -> None:
-    """Write `value` as pretty JSON to `path`, atomically."""
-    write_bytes_atomic(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
+def write_json_atomic(path: Path, value, durable: bool = True) -> None:
+    """Write `value` as pretty JSON to `path`, atomically (the rename alone when not `durable`)."""
+    write_bytes_atomic(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode(), durable)
 
 
 def read_json(path: Path, default=None):

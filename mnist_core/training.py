@@ -154,6 +154,7 @@ class RunRecorder:
                         epochs=config.epochs,
                         epoch_elapsed=round(now - self.epoch_started, 3),
                     ),
+                    durable=False,  # rewritten every second; an fsync each time would slow training
                 )
 
             def on_epoch_end(self, epoch, logs=None):
