@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ chatter out of the server log
 
@@ -33,7 +34,8 @@ def navigation(home) -> list:
 
 def page_setup(title: str, icon: str) -> None:
     """Set the page's title, icon and wide layout, and show its heading."""
-    st.set_page_config(page_title=f"{title} · MNIST studio", page_icon=icon, layout="wide")
+    page_title = title if title == "MNIST studio" else f"{title} · MNIST studio"  # the home page: not twice
+    st.set_page_config(page_title=page_title, page_icon=icon, layout="wide")
     st.title(f"{icon} {title}")
 
 
@@ -128,10 +130,22 @@ def pick_run(all_runs: list[runs.Run], key: str, label: str = "Run", default_id:
         return None
     ids = [run.run_id for run in all_runs]
     by_id = {run.run_id: run for run in all_runs}
+    labels = {run.run_id: run_label(run) for run in all_runs}
     wanted = st.query_params.get("run")
-    if key not in st.session_state or st.session_state[key] not in by_id:
+    if st.session_state.get(key) not in by_id:
         st.session_state[key] = wanted if wanted in by_id else (default_id if default_id in by_id else ids[0])
-    run_id = st.selectbox(label, ids, key=key, format_func=lambda run_id: run_label(by_id[run_id]))
+    # Streamlit 1.67 shows a keyed selectbox's old label on every other rerun once format_func's text changes
+    # (streamlit/streamlit#13788): a run that just stopped still read "running". A widget key that follows the
+    # labels makes a fresh selectbox whenever they change; st.session_state[key] keeps the choice.
+    digest = zlib.crc32("\n".join(labels.values()).encode())
+    run_id = st.selectbox(
+        label,
+        ids,
+        index=ids.index(st.session_state[key]),
+        key=f"{key}_{digest:08x}",
+        format_func=labels.get,
+    )
+    st.session_state[key] = run_id
     st.query_params["run"] = run_id
     return by_id[run_id]
 

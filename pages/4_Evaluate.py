@@ -21,11 +21,12 @@ if result is None:
     if st.button("Evaluate on the test set", type="primary", key="evaluate_start"):
         with st.spinner("Scoring 10,000 test images…"):
             try:
-                result = evaluate.evaluate_run(run)
+                evaluate.evaluate_run(run)
             except ModelFileError as error:
                 st.error(f"The model file cannot be loaded: {error}")
-    if result is None:
-        st.stop()
+            else:
+                st.rerun()  # show the stored scores, without this "not scored yet" prompt above them
+    st.stop()
 
 columns = st.columns(4)
 columns[0].metric("Test accuracy", ui.percent(result["accuracy"]))
@@ -58,6 +59,7 @@ with table_column:
         result["per_class"],
         hide_index=True,
         width="stretch",
+        column_order=["digit", "precision", "recall", "f1", "support"],  # evaluation.json sorts its keys
         column_config={name: st.column_config.NumberColumn(format="%.4f") for name in ("precision", "recall", "f1")},
     )
 

@@ -1,0 +1,154 @@
+"""Browser tests: a real `streamlit run dashboard.py` server, Debian's Chromium driven by Playwright, screenshots.
+
+The server runs for the whole session on a free 127.0.0.1 port with a fresh runs folder; its stdout and stderr go
+to test-artifacts/streamlit-server.log, which must stay free of tracebacks, errors and warnings. Every test leaves a
+full-page screenshot of what its browser tab saw in test-artifacts/screenshots/<test name>.png.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if not os.environ.get("MNIST_DATA_DIR", "").strip():
+    os.environ["MNIST_DATA_DIR"] = str((REPO_ROOT / "../shared/data/mnist").resolve())
+
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
+
+from mnist_core import runs  # noqa: E402
+
+from .streamlit_browser import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SCREENSHOTS,
+    SERVER_LOG,
+    VIEWPORT,
+    Server,
+    screenshot,
+    wait_for_app,
+)
+
+STARTUP_TIMEOUT = 90.0  # seconds for the server to answer its health check
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def live_worker(run: runs.Run) -> int | None:
+    """Return the pid of the run's training process while it is alive (its command line names the run)."""
+    pid = run.status.get("pid")
+    if not pid:
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
+    return pid if run.run_id in cmdline and state not in ("Z", "X") else None
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> Server:
+    """Start `streamlit run dashboard.py` on a free local port with an empty runs folder; stop it at the end."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SCREENSHOTS.glob("*.png"):
+        old.unlink()
+    runs_dir = tmp_path_factory.mktemp("e2e") / "runs"
+    runs_dir.mkdir()
+    port = free_port()
+    env = dict(os.environ, MNIST_RUNS_DIR=str(runs_dir), PYTHONUNBUFFERED="1")
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as started from a shell: the app sets TensorFlow's log level itself
+    command = [sys.executable, "-m", "streamlit", "run", "dashboard.py"]
+    command += ["--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"]
+    with open(SERVER_LOG, "w") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    instance = Server(process, f"http://127.0.0.1:{port}", runs_dir, SERVER_LOG)
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"streamlit exited with code {process.returncode} at start-up:\n{instance.log()}")
+        try:
+            with urllib.request.urlopen(f"{instance.url}/_stcore/health", timeout=2) as response:
+                if response.read().decode().strip() == "ok":
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            instance.stop()
+            pytest.fail(f"streamlit did not answer /_stcore/health within {STARTUP_TIMEOUT:.0f} s:\n{instance.log()}")
+        time.sleep(0.25)
+    yield instance
+    instance.stop()
+    for run in runs.list_runs(runs_dir, schedule_queue=False):
+        pid = live_worker(run)
+        if pid:  # a test that failed half-way leaves no training process behind
+            os.kill(pid, signal.SIGKILL)
+    if not instance.log_checked:  # the log test did not run (deselected or failed before): check here
+        problems = instance.log_problems()
+        if problems:
+            pytest.fail(f"{SERVER_LOG} reports problems:\n" + "\n".join(problems))
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Return Debian's Chromium, headless, for the whole session."""
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def context(browser, server):
+    """Return a fresh browser context (its own cookies, storage and tabs) for one test."""
+    ctx = browser.new_context(viewport=VIEWPORT)
+    ctx.set_default_timeout(30_000)
+    # Uncaught JavaScript errors in any tab fail the test. (Console 404s for <page>/_stcore/health and
+    # host-config are Streamlit probing for a base URL on every /Page load; they are not errors of the app.)
+    errors: list[str] = []
+    ctx.on("page", lambda tab: tab.on("pageerror", lambda error: errors.append(f"{tab.url}: {error}")))
+    yield ctx
+    ctx.close()
+    if errors:
+        pytest.fail("uncaught JavaScript errors in the browser:\n" + "\n".join(errors))
+
+
+def artifact_name(request, suffix: str = "") -> str:
+    """Return a file-system friendly name for the current test, with an optional suffix."""
+    name = request.node.name + (f"-{suffix}" if suffix else "")
+    return re.sub(r"[^\w.-]+", "_", name).strip("_")
+
+
+@pytest.fixture
+def shoot(request):
+    """Return shoot(page, suffix=''): save the page's full screenshot under the test's name (and the suffix)."""
+    return lambda page, suffix="": screenshot(page, artifact_name(request, suffix))
+
+
+@pytest.fixture
+def page(context, request) -> Page:
+    """Return a new tab; when the test ends its full page is saved to screenshots/<test name>.png."""
+    tab = context.new_page()
+    yield tab
+    if tab.is_closed():
+        return
+    with contextlib.suppress(Exception):  # a failed test's tab is shot as it is
+        wait_for_app(tab, timeout=10_000)
+    screenshot(tab, artifact_name(request))

@@ -1,0 +1,336 @@
+"""End-to-end tests in a real browser: every page, live training with reload and stop, drawing, compare, evaluate.
+
+The tests run in file order on one server: pages with no runs first, then a run started from the Train page, then
+two runs trained through the API for Draw, Compare, Evaluate and the pages with runs, and last the server log.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from mnist_core import runs
+from mnist_core.config import TrainConfig
+
+from .streamlit_browser import no_exception, open_page, plotly_traces, selectbox, wait_for_app, wait_until
+
+TRAINING_TIMEOUT = 300.0  # seconds for the API runs (they may queue behind the Train page's run)
+PAGES = ["/", "/Dataset", "/Train", "/Compare", "/Evaluate", "/Draw"]
+TITLES = {
+    "/": "MNIST studio",
+    "/Dataset": "Dataset",
+    "/Train": "Train",
+    "/Compare": "Compare",
+    "/Evaluate": "Evaluate",
+    "/Draw": "Draw",
+}
+# What each page shows when there are no runs.
+EMPTY_TEXT = {
+    "/": "No runs yet. Train a model first",
+    "/Dataset": "54,000 train images",
+    "/Train": "No runs yet: choose an architecture or a preset",
+    "/Compare": "No run has finished an epoch yet",
+    "/Evaluate": "No trained models yet",
+    "/Draw": "No trained models yet",
+}
+PROGRESS = re.compile(r"epoch (\d+)/\d+ · batch (\d+)/(\d+)")
+
+
+def page_id(path: str) -> str:
+    """Return a test id for a page path: 'Home' for '/', else the page name."""
+    return path.strip("/") or "Home"
+
+
+# ---------------------------------------------------------------- every page, before any run exists
+
+
+@pytest.mark.parametrize("path", PAGES, ids=page_id)
+def test_page_without_runs(page: Page, server, path):
+    """Each page opens without an exception and says what to do when there are no runs yet."""
+    assert not runs.list_runs(server.runs_dir, schedule_queue=False), "this test needs the empty runs folder"
+    open_page(page, server, path)
+    expect(page.locator("h1").first).to_contain_text(TITLES[path])
+    expect(page).to_have_title("MNIST studio" if path == "/" else f"{TITLES[path]} · MNIST studio")
+    expect(page.get_by_text(EMPTY_TEXT[path]).first).to_be_visible()
+    no_exception(page)
+
+
+# ---------------------------------------------------------------- training from the Train page
+
+
+def set_number(page: Page, key: str, value: int) -> None:
+    """Type `value` into the number input with widget key `key` and commit it."""
+    box = page.locator(f".st-key-{key} input")
+    box.fill(str(value))
+    box.press("Enter")
+    expect(box).to_have_value(str(value))
+
+
+def batches_done(page: Page) -> int | None:
+    """Return how many batches the progress bar says are done, over all epochs (None before the first)."""
+    bar = page.locator('[data-testid="stProgress"]')
+    if not bar.count():
+        return None
+    match = PROGRESS.search(bar.first.inner_text())
+    if not match:
+        return None
+    epoch, batch, steps = (int(group) for group in match.groups())
+    return (epoch - 1) * steps + batch
+
+
+def batch_curve_points(page: Page) -> int:
+    """Return how many points the running-curve chart shows (0 while it is not drawn)."""
+    chart = page.locator(".st-key-train_batch_chart")
+    if not chart.locator(".js-plotly-plot").count():
+        return 0
+    traces = plotly_traces(chart)
+    return len(traces[0]["x"]) if traces else 0
+
+
+def sees_progress(page: Page, what: str, timeout: float = 30.0) -> None:
+    """Wait until the progress bar and the running-curve chart have both moved on from what they show now."""
+    batches = wait_until(page, lambda: batches_done(page), timeout, f"the progress bar ({what})")
+    points = wait_until(page, lambda: batch_curve_points(page), timeout, f"the running curve ({what})")
+    wait_until(page, lambda: (batches_done(page) or 0) > batches, timeout, f"the batch count to grow ({what})")
+    wait_until(page, lambda: batch_curve_points(page) > points, timeout, f"the running curve to gain points ({what})")
+
+
+def test_train_live_reload_and_stop(page: Page, context, server, shoot):
+    """Start a run from the page, watch it live, reload and still watch it, stop it from a second tab."""
+    open_page(page, server, "/Train")
+    page.locator(".st-key-train_start_from").get_by_text("Walkthrough architecture").click()
+    page.locator(".st-key-train_architecture").click()
+    page.get_by_role("option", name="Convolutional network", exact=True).click()
+    expect(page.locator(".st-key-train_epochs_cnn input")).to_be_visible()
+    set_number(page, "train_epochs_cnn", 2)
+    set_number(page, "train_batch_cnn", 8)  # small batches: the run lasts about a minute, long enough to watch
+    wait_for_app(page)
+    page.evaluate("() => { window.e2eTab = 'first load'; }")  # gone if the page is ever reloaded
+    page.locator(".st-key-train_start button").click()
+
+    expect(page).to_have_url(re.compile(r"[?&]run=\d{8}-\d{6}-cnn-\w+"), timeout=60_000)
+    run_id = re.search(r"run=([\w-]+)", page.url).group(1)
+    heading = page.locator("h3").filter(has_text="Convolutional network")
+    expect(heading).to_contain_text("running")
+    expect(page.get_by_text("2 epochs · batch 8 · sgd lr 0.001")).to_be_visible()
+    wait_until(page, lambda: batches_done(page), 90, "the first batch (TensorFlow starts in the worker)")
+    sees_progress(page, "live, first look")
+    sees_progress(page, "live, second look")
+    assert page.evaluate("() => window.e2eTab") == "first load", "the page was reloaded while training"
+    shoot(page, "live")
+
+    page.reload()
+    wait_for_app(page)
+    assert run_id in page.url
+    expect(selectbox(page, "Run")).to_have_value(re.compile(run_id))
+    expect(heading).to_contain_text("running")
+    sees_progress(page, "after the reload")
+    page.evaluate("() => { window.e2eTab = 'reloaded'; }")
+
+    second = context.new_page()
+    open_page(second, server, "/Train")  # no ?run=: the page shows the active run
+    expect(selectbox(second, "Run")).to_have_value(re.compile(run_id))
+    second.locator(".st-key-train_stop button").click()
+    expect(second.locator("h3").filter(has_text="Convolutional network")).to_contain_text("stopped", timeout=60_000)
+    shoot(second, "second-tab")
+
+    expect(heading).to_contain_text("stopped", timeout=60_000)
+    expect(selectbox(page, "Run")).to_have_value(re.compile("stopped"))
+    expect(page.locator(".st-key-train_stop")).to_have_count(0)
+    assert page.evaluate("() => window.e2eTab") == "reloaded", "the first tab was reloaded to show the stop"
+    assert runs.get_run(run_id, server.runs_dir).state == runs.STOPPED
+    no_exception(page)
+    no_exception(second)
+
+
+# ---------------------------------------------------------------- two runs trained through the API
+
+
+@pytest.fixture(scope="session")
+def finished_runs(server) -> tuple[runs.Run, runs.Run]:
+    """Return two finished runs: fast_cnn 1 epoch on all 54,000 images (~96-98 %), and a CNN 2 epochs on 5,400."""
+    quick = runs.start_run(TrainConfig.for_architecture("fast_cnn", epochs=1), server.runs_dir)
+    small = runs.start_run(
+        TrainConfig.for_architecture("cnn", epochs=2, optimizer="adam", train_subset=5400), server.runs_dir
+    )
+    for run in (quick, small):
+        state = runs.wait_for(run, timeout=TRAINING_TIMEOUT)
+        assert state == runs.FINISHED, f"{run.run_id} ended {state}: {run.status}\n{run.file('log.txt').read_text()}"
+    return quick, small
+
+
+def ready_canvas(page: Page) -> dict:
+    """Return the bounding box of the drawing canvas once its pen is live (Fabric shows a crosshair on hover)."""
+    canvas = page.locator("canvas.upper-canvas:not([data-e2e-used])")
+    hovers = itertools.count()
+
+    def ready():
+        if canvas.count() != 1 or page.locator("canvas.upper-canvas").count() != 1:
+            return None  # the old canvas (before Clear) is still there
+        box = canvas.bounding_box()
+        if not box:
+            return None
+        page.mouse.move(box["x"] + 3 + next(hovers) % 3, box["y"] + 3)
+        return box if canvas.evaluate("e => e.style.cursor") == "crosshair" else None
+
+    box = wait_until(page, ready, 30, "the drawing canvas to accept strokes")
+    canvas.evaluate("e => e.setAttribute('data-e2e-used', '1')")
+    return box
+
+
+def draw(page: Page, box: dict, points: list[tuple[float, float]], steps: int) -> None:
+    """Draw one stroke through `points` (canvas pixels) with the mouse."""
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=steps)
+    page.mouse.up()
+
+
+def shown_prediction(page: Page) -> tuple[str, list[float]]:
+    """Return the 'Prediction' metric's value and the probability chart's ten bars, once they are shown."""
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text="Prediction")
+    expect(metric).to_be_visible(timeout=60_000)  # the server loads TensorFlow and the model on the first digit
+    expect(page.get_by_text("What the model sees")).to_be_visible()
+    wait_for_app(page)
+    bars = plotly_traces(page.locator(".st-key-draw_probabilities"))[0]["y"]
+    return metric.locator('[data-testid="stMetricValue"]').inner_text().strip(), bars
+
+
+def test_draw_one_clear_and_zero(page: Page, server, finished_runs, shoot):
+    """A drawn '1' is shown as the model sees it (28x28) and predicted 1; Clear empties it; a drawn '0' is 0."""
+    quick, _ = finished_runs
+    open_page(page, server, f"/Draw?run={quick.run_id}")
+    expect(selectbox(page, "Model")).to_have_value(re.compile(quick.run_id))
+    blank = page.get_by_text("The canvas is blank")
+    expect(blank).to_be_visible()
+
+    draw(page, ready_canvas(page), [(140, 40), (140, 240)], steps=20)
+    digit, probabilities = shown_prediction(page)
+    assert digit == "1", f"a vertical stroke was predicted {digit}: {probabilities}"
+    assert len(probabilities) == 10 and abs(sum(probabilities) - 1) < 1e-3
+    assert max(range(10), key=lambda d: probabilities[d]) == 1
+    for caption in ("1 · cropped to the ink", "2 · scaled into 20x20", "3 · centred by mass in 28x28"):
+        expect(page.get_by_text(caption)).to_be_visible()
+    sizes = page.locator('[data-testid="stImage"] img').evaluate_all(
+        "images => images.map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
+    )
+    assert len(sizes) == 3 and all(complete for complete, _, _ in sizes), sizes
+    assert sizes[1][1:] == [28, 28] and sizes[2][1:] == [28, 28], f"the model's inputs are not 28x28: {sizes}"
+    assert sizes[0][1] == sizes[0][2], f"the cropped '1' is not shown on a square tile: {sizes}"
+    expect(blank).to_have_count(0)
+    shoot(page, "one")
+
+    page.locator(".st-key-draw_clear button").click()
+    expect(blank).to_be_visible()
+    expect(page.locator('[data-testid="stMetric"]').filter(has_text="Prediction")).to_have_count(0)
+    expect(page.locator('[data-testid="stImage"]')).to_have_count(0)
+
+    centre_x, centre_y = 140, 140
+    loop = [
+        (centre_x + 60 * math.sin(2 * math.pi * i / 40), centre_y - 90 * math.cos(2 * math.pi * i / 40))
+        for i in range(41)
+    ]
+    draw(page, ready_canvas(page), loop, steps=2)
+    digit, probabilities = shown_prediction(page)
+    assert len(probabilities) == 10 and abs(sum(probabilities) - 1) < 1e-3
+    assert digit == "0", f"a drawn loop was predicted {digit}: {probabilities}"
+    no_exception(page)
+
+
+# ---------------------------------------------------------------- compare and evaluate
+
+
+def test_compare_overlays_both_runs(page: Page, server, finished_runs):
+    """Both finished runs are picked by default and their curves appear, named, in the loss and accuracy charts."""
+    open_page(page, server, "/Compare")
+    for key in ("compare_loss", "compare_accuracy"):
+        chart = page.locator(f".st-key-{key}")
+        expect(chart.locator(".legendtext").first).to_be_visible()
+        legend = chart.locator(".legendtext").all_text_contents()
+        traces = plotly_traces(chart)
+        for run in finished_runs:
+            assert f"{run.run_id} · validation" in legend, f"{run.run_id} missing from the {key} legend: {legend}"
+            curve = next(t for t in traces if t["name"] == f"{run.run_id} · validation")
+            assert curve["x"] == list(range(1, run.config.epochs + 1)), curve
+    no_exception(page)
+
+
+def test_evaluate_confusion_matrix_and_gallery(page: Page, server, finished_runs):
+    """Evaluating a run shows its test accuracy, a confusion matrix of 10,000 digits and the misclassified ones."""
+    quick, _ = finished_runs
+    open_page(page, server, f"/Evaluate?run={quick.run_id}")
+    expect(page.get_by_text("has not been scored on the 10,000 test images yet")).to_be_visible()
+    page.locator(".st-key-evaluate_start button").click()
+    expect(page.get_by_role("heading", name="Confusion matrix")).to_be_visible(timeout=120_000)
+    wait_for_app(page)
+    expect(page.get_by_text("has not been scored")).to_have_count(0)
+    expect(page.locator(".st-key-evaluate_start")).to_have_count(0)
+
+    accuracy = page.locator('[data-testid="stMetric"]').filter(has_text="Test accuracy")
+    assert float(accuracy.locator('[data-testid="stMetricValue"]').inner_text().split()[0]) > 90
+    matrix = plotly_traces(page.locator(".st-key-evaluate_confusion"))[0]
+    assert len(matrix["x"]) == 100 and sum(matrix["text"]) == 10_000, matrix
+    wrong = page.locator('[data-testid="stMetric"]').filter(has_text="Misclassified")
+    misclassified = int(wrong.locator('[data-testid="stMetricValue"]').inner_text().split()[0].replace(",", ""))
+    assert misclassified == 10_000 - sum(matrix["text"][i] for i in range(100) if matrix["x"][i] == matrix["y"][i])
+
+    expect(page.get_by_role("heading", name="Misclassified test digits")).to_be_visible()
+    gallery = page.locator('[data-testid="stImage"] img')
+    expect(gallery).to_have_count(min(misclassified, 60))
+    wait_until(
+        page,
+        lambda: gallery.evaluate_all("images => images.every(i => i.complete && i.naturalWidth === 28)"),
+        30,
+        "the gallery's images to load",
+    )
+    expect(page.get_by_text(re.compile(r"^#\d+: \d → \d \(\d+%\)$")).first).to_be_visible()
+    no_exception(page)
+
+
+# ---------------------------------------------------------------- every page again, with runs
+
+
+def with_runs_check(page: Page, path: str, finished_runs) -> None:
+    """Check the part of a page that only shows once there are runs."""
+    if path == "/":
+        expect(page.locator('[data-testid="stDataFrame"]')).to_be_visible()
+        finished = page.locator('[data-testid="stMetric"]').filter(has_text="finished")
+        assert int(finished.locator('[data-testid="stMetricValue"]').inner_text()) >= len(finished_runs)
+    elif path == "/Dataset":
+        expect(page.locator('[data-testid="stImage"]')).to_have_count(24)
+    elif path == "/Train":
+        expect(selectbox(page, "Run")).to_be_visible()
+        expect(page.locator(".st-key-train_accuracy_chart .js-plotly-plot")).to_be_visible()
+    elif path == "/Compare":
+        expect(page.locator(".st-key-compare_accuracy .js-plotly-plot")).to_be_visible()
+    elif path == "/Evaluate":
+        expect(selectbox(page, "Run (its best model by validation accuracy)")).to_be_visible()
+    elif path == "/Draw":
+        expect(page.locator("canvas.upper-canvas")).to_be_visible()
+
+
+@pytest.mark.parametrize("path", PAGES, ids=page_id)
+def test_page_with_runs(page: Page, server, finished_runs, path):
+    """Each page opens without an exception once there are finished runs, and shows them."""
+    open_page(page, server, path)
+    expect(page.locator("h1").first).to_contain_text(TITLES[path])
+    with_runs_check(page, path, finished_runs)
+    no_exception(page)
+
+
+# ---------------------------------------------------------------- last: the server's own output
+
+
+def test_server_log_is_clean(server):
+    """After everything above, the server stops cleanly and its log has no traceback, error or warning."""
+    code = server.stop()
+    server.log_checked = True
+    log = server.log()
+    assert "You can now view your Streamlit app" in log, f"the server log was not captured:\n{log}"
+    assert not server.log_problems(), f"{server.log_path} reports problems:\n{log}"
+    assert code == 0, f"streamlit exited with code {code}"
