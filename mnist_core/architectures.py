@@ -127,52 +127,41 @@ def build_deeper_cnn_bn():
     )
 
 
+def _conv_bn_relu(L, filters: int) -> list:
+    """Return a bias-free 3x3 'same' convolution, batch normalization and ReLU."""
+    return [L.Conv2D(filters, 3, padding="same", use_bias=False), L.BatchNormalization(), L.ReLU()]
+
+
 def build_fast_cnn():
-    """Return a small BatchNorm CNN (conv 32 / 64) sized to pass 99 % in seconds on a CPU."""
+    """Return a small BatchNorm CNN (16 / 32 / 64 filters, 29k parameters) that passes 99 % in seconds."""
     keras, L = _layers()
+    body = []
+    for filters in (16, 32, 64):
+        body += [*_conv_bn_relu(L, filters), L.MaxPooling2D()]
     return keras.Sequential(
-        [
-            L.Input(INPUT_SHAPE),
-            L.Conv2D(32, 3, padding="same", use_bias=False),
-            L.BatchNormalization(),
-            L.ReLU(),
-            L.MaxPooling2D(),
-            L.Conv2D(64, 3, padding="same", use_bias=False),
-            L.BatchNormalization(),
-            L.ReLU(),
-            L.MaxPooling2D(),
-            L.Flatten(),
-            L.Dense(128, activation="relu"),
-            L.Dense(NUM_CLASSES, activation="softmax"),
-        ],
+        [L.Input(INPUT_SHAPE), *body, L.Flatten(), L.Dense(NUM_CLASSES, activation="softmax")],
         name="fast_cnn",
     )
 
 
 def build_strong_cnn():
-    """Return a VGG-style BatchNorm CNN with dropout, trained with shifted digits, for >= 99.5 %."""
+    """Return a BatchNorm CNN that shifts its training digits by up to 2 pixels, for >= 99.5 %."""
     keras, L = _layers()
-    body = []
-    for filters in (32, 64):
-        body += [
-            L.Conv2D(filters, 3, padding="same", use_bias=False),
-            L.BatchNormalization(),
-            L.ReLU(),
-            L.Conv2D(filters, 3, padding="same", use_bias=False),
-            L.BatchNormalization(),
-            L.ReLU(),
-            L.MaxPooling2D(),
-            L.Dropout(0.25),
-        ]
+    shift = 2 / IMAGE_SIZE
     return keras.Sequential(
         [
             L.Input(INPUT_SHAPE),
-            *body,
+            # Augmentation as a layer: active in training only, and saved with the model.
+            L.RandomTranslation(shift, shift, fill_mode="constant"),
+            *_conv_bn_relu(L, 32),
+            L.MaxPooling2D(),
+            *_conv_bn_relu(L, 64),
+            *_conv_bn_relu(L, 64),
+            L.MaxPooling2D(),
+            *_conv_bn_relu(L, 128),
+            L.MaxPooling2D(),
             L.Flatten(),
-            L.Dense(256, use_bias=False),
-            L.BatchNormalization(),
-            L.ReLU(),
-            L.Dropout(0.4),
+            L.Dropout(0.25),
             L.Dense(NUM_CLASSES, activation="softmax"),
         ],
         name="strong_cnn",
@@ -258,13 +247,15 @@ ARCHITECTURES: dict[str, Architecture] = {
             key="fast_cnn",
             title="Quick 99 % (fast CNN)",
             description=(
-                "Not from the walkthrough: a small CNN (32 and 64 filters, batch normalization) trained "
-                "with large batches and a one-cycle learning rate (warm up, then cosine down to zero). It "
-                "passes 99 % test accuracy in about half a minute on a 2-core laptop CPU."
+                "Not from the walkthrough: three small convolution blocks (16, 32 and 64 filters, each "
+                "with batch normalization and max-pooling) and a single softmax layer, only 29 k parameters. "
+                "Trained with Adam in batches of 128 and a one-cycle learning rate (warm up to 3e-3 over the "
+                "first 10 % of steps, then cosine down to zero), it passes 99 % test accuracy in three epochs, "
+                "about half a minute on a 2-core laptop CPU."
             ),
             layers=(
-                "Conv2D 32 same, BatchNorm, ReLU, MaxPool 2, Conv2D 64 same, BatchNorm, ReLU, MaxPool 2, "
-                "Flatten, Dense 128 relu, Dense 10 softmax"
+                "[Conv2D f 3x3 same (no bias), BatchNorm, ReLU, MaxPool 2] for f = 16, 32, 64, Flatten, "
+                "Dense 10 softmax"
             ),
             build=build_fast_cnn,
             defaults={
@@ -275,19 +266,21 @@ ARCHITECTURES: dict[str, Architecture] = {
                 "lr_schedule": "one_cycle",
             },
             published=False,
-            params=421_930,
+            params=29_402,
         ),
         Architecture(
             key="strong_cnn",
-            title="Best 99.5 % (VGG-style CNN)",
+            title="Best 99.5 % (augmented CNN)",
             description=(
-                "Not from the walkthrough: two VGG-style blocks of paired 3x3 convolutions with batch "
-                "normalization and dropout, trained on digits shifted by up to 2 pixels each epoch with a "
-                "one-cycle learning rate. It reaches 99.5 % test accuracy within 15 minutes on a 2-core CPU."
+                "Not from the walkthrough: four convolution layers (32, 64, 64, 128 filters) with batch "
+                "normalization, dropout before the softmax, and a RandomTranslation layer that moves every "
+                "training digit by up to 2 pixels each epoch (it does nothing at prediction time). With the "
+                "one-cycle schedule over 15 epochs it reaches about 99.6 % test accuracy in 5 to 8 minutes "
+                "on a 2-core CPU."
             ),
             layers=(
-                "[Conv2D f same, BN, ReLU, Conv2D f same, BN, ReLU, MaxPool 2, Dropout 0.25] for f = 32, 64, "
-                "Flatten, Dense 256, BN, ReLU, Dropout 0.4, Dense 10 softmax"
+                "RandomTranslation ±2 px, [Conv2D 32, BN, ReLU], MaxPool 2, [Conv2D 64, BN, ReLU] x2, MaxPool 2, "
+                "[Conv2D 128, BN, ReLU], MaxPool 2, Flatten, Dropout 0.25, Dense 10 softmax"
             ),
             build=build_strong_cnn,
             defaults={
@@ -296,10 +289,9 @@ ARCHITECTURES: dict[str, Architecture] = {
                 "optimizer": "adam",
                 "learning_rate": 3e-3,
                 "lr_schedule": "one_cycle",
-                "augmentation": "shift",
             },
             published=False,
-            params=871_978,
+            params=141_994,
         ),
     )
 }

@@ -13,8 +13,8 @@ from mnist_core.config import METRICS_EVERY_BATCHES, METRICS_EVERY_SECONDS, NUM_
 from mnist_core.data import load_mnist, split, to_model_input
 from mnist_core.runs import EPOCH_COLUMNS, FINISHED, RUNNING, STOPPED, Run, update_status
 
-ONE_CYCLE_WARMUP = 0.2  # share of all steps spent warming the learning rate up
-ONE_CYCLE_START = 0.04  # warm-up starts at this fraction of the peak learning rate
+ONE_CYCLE_WARMUP = 0.1  # share of all steps spent warming the learning rate up
+ONE_CYCLE_START = 0.1  # warm-up starts at this fraction of the peak learning rate
 SHIFT_PIXELS = 2
 
 

@@ -49,7 +49,7 @@ with settings:
             LR_SCHEDULES,
             LR_SCHEDULES.index(schedule),
             key=f"train_schedule_{key}",
-            help="one_cycle: warm up over the first 20 % of steps, then cosine down to zero.",
+            help="one_cycle: warm up over the first 10 % of steps, then cosine down to zero.",
         )
         augmentation = st.selectbox(
             "Augmentation",

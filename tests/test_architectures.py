@@ -37,23 +37,23 @@ def _bn(c):
 
 # The two extra architectures, counted by hand from their layer lists.
 HAND_COUNTED_PARAMS = {
-    "fast_cnn": _conv(3, 1, 32, False)
+    "fast_cnn": _conv(3, 1, 16, False)
+    + _bn(16)
+    + _conv(3, 16, 32, False)
     + _bn(32)
     + _conv(3, 32, 64, False)
     + _bn(64)
-    + _dense(7 * 7 * 64, 128)
-    + _dense(128, 10),
+    + _dense(3 * 3 * 64, 10),
+    # RandomTranslation and Dropout have no weights.
     "strong_cnn": _conv(3, 1, 32, False)
-    + _bn(32)
-    + _conv(3, 32, 32, False)
     + _bn(32)
     + _conv(3, 32, 64, False)
     + _bn(64)
     + _conv(3, 64, 64, False)
     + _bn(64)
-    + _dense(7 * 7 * 64, 256, False)
-    + _bn(256)
-    + _dense(256, 10),
+    + _conv(3, 64, 128, False)
+    + _bn(128)
+    + _dense(3 * 3 * 128, 10),
 }
 
 
