@@ -13,7 +13,11 @@ from mnist_core.config import NUM_CLASSES
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac")
 METRIC_TITLES = {"loss": "Loss (cross-entropy)", "accuracy": "Accuracy"}
 X_TITLES = {"epoch": "Epoch", "elapsed": "Training seconds"}
-LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend": {"orientation": "h", "y": -0.2}}
+# Legend below the x-axis title, not on top of it.
+LAYOUT = {
+    "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+    "legend": {"orientation": "h", "y": -0.3, "yanchor": "top"},
+}
 
 
 @dataclass
@@ -137,8 +141,8 @@ def digit_figure(image: np.ndarray, show_values: bool = True, height: int = 420,
             hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>",
         )
     )
-    figure.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
-    figure.update_xaxes(showticklabels=False)
+    figure.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False, showgrid=False, zeroline=False)
+    figure.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
     figure.update_layout(height=height, title=title, margin={"l": 0, "r": 0, "t": 30 if title else 0, "b": 0})
     return figure
 

@@ -127,6 +127,14 @@ def predictor_for(model) -> Predictor:
         return predictor
 
 
+def squared(image: np.ndarray) -> np.ndarray:
+    """Return `image` (H, W) centred on a black square (S, S), S = max(H, W), for display at one size."""
+    height, width = image.shape
+    side = max(height, width)
+    top, left = (side - height) // 2, (side - width) // 2
+    return np.pad(image, ((top, side - height - top), (left, side - width - left)))
+
+
 def random_index(count: int) -> int:
     """Return a random position in [0, count)."""
     return int(np.random.default_rng().integers(count))

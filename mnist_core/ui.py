@@ -105,6 +105,13 @@ def run_label(run: runs.Run) -> str:
     )
 
 
+def short_run_label(run: runs.Run) -> str:
+    """Return a compact run name for multiselect chips: state icon, architecture, time started."""
+    stamp = run.run_id.split("-")
+    when = f"{stamp[1][:2]}:{stamp[1][2:4]}" if len(stamp) > 2 else run.run_id
+    return f"{STATE_ICONS.get(run.state, '')} {run.config.architecture} {when} ({run.run_id[-4:]})"
+
+
 def runs_table(all_runs: list[runs.Run]) -> None:
     """Show a table of runs: state, architecture, epochs, best validation and test accuracy."""
     rows = []
@@ -118,7 +125,7 @@ def runs_table(all_runs: list[runs.Run]) -> None:
                 "epochs": f"{summary['epochs_done']}/{summary['epochs_target']}",
                 "best val accuracy": percent(summary["best_val_accuracy"]),
                 "test accuracy": percent(summary["test_accuracy"]),
-                "s / epoch": round(summary["seconds_per_epoch"], 1) if summary["seconds_per_epoch"] else None,
+                "s / epoch": f"{summary['seconds_per_epoch']:.1f}" if summary["seconds_per_epoch"] else "–",
             }
         )
     st.dataframe(rows, hide_index=True, width="stretch")

@@ -13,7 +13,7 @@ chosen = pick_runs.multiselect(
     "Runs",
     list(by_id),
     default=list(by_id)[:3],
-    format_func=lambda run_id: ui.run_label(by_id[run_id]),
+    format_func=lambda run_id: ui.short_run_label(by_id[run_id]),
     key="compare_runs",
     placeholder="Choose runs",
 )

@@ -31,7 +31,7 @@ if result is None:
 columns = st.columns(4)
 columns[0].metric("Test accuracy", ui.percent(result["accuracy"]))
 columns[1].metric("Test loss", f"{result['loss']:.4f}")
-columns[2].metric("Misclassified", f"{len(result['misclassified']):,} of {result['count']:,}")
+columns[2].metric("Misclassified", f"{len(result['misclassified']):,}", help=f"of {result['count']:,} test digits")
 columns[3].metric("Scored in", f"{result['seconds']:.2f} s")
 st.caption(f"Model {result['model']} after {result['epochs_done']} epochs, evaluated {result['evaluated_at']}.")
 

@@ -1,6 +1,5 @@
 """Draw: draw a digit and see the 28x28 image a model sees and what every trained model predicts."""
 
-import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
@@ -14,15 +13,6 @@ STEP_TITLES = {
     "fitted_20x20": "2 · scaled into 20x20",
     "centred_28x28": "3 · centred by mass in 28x28",
 }
-
-
-def squared(image: np.ndarray) -> np.ndarray:
-    """Return `image` centred on a black square: a thin '1' cropped to its ink shows as a stroke, not a tile
-    ten times taller than wide that pushes the rest of the page down."""
-    height, width = image.shape
-    side = max(height, width)
-    top, left = (side - height) // 2, (side - width) // 2
-    return np.pad(image, ((top, side - height - top), (left, side - width - left)))
 
 
 ui.page_setup("Draw", "✏️")
@@ -86,7 +76,7 @@ with result_column:
     st.markdown("**What the model sees**")
     step_columns = st.columns(len(STEP_TITLES))
     for column, (step, title) in zip(step_columns, STEP_TITLES.items(), strict=True):
-        column.image(squared(prepared.steps[step]), caption=title, width="stretch", clamp=True)
+        column.image(predict.squared(prepared.steps[step]), caption=title, width="stretch", clamp=True)
 
 st.subheader("Every trained model")
 tiles = st.columns(4)
