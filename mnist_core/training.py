@@ -100,14 +100,21 @@ def shifted_batches(x, y, batch_size: int, seed: int):
 
 
 class RunRecorder:
-    """Keras callback factory: writes the run's curves, progress, best model and stop checks."""
+    """Keras callback factory: writes the run's curves, progress, best model and TensorBoard logs."""
 
     @staticmethod
     def create(run: Run, config: TrainConfig, previous_elapsed: float):
         """Return a keras Callback recording into `run` (elapsed time continues from `previous_elapsed`)."""
+        import threading
+
         import keras
+        import tensorflow as tf
 
         class Recorder(keras.callbacks.Callback):
+            # Keras runs an async-safe callback's batch-end hook on a helper thread, so the training
+            # loop never waits for a batch's loss to be read back; the seed recipe gets the same treatment.
+            async_safe = True
+
             def __init__(self):
                 super().__init__()
                 self.rows = run.epochs()
@@ -115,7 +122,12 @@ class RunRecorder:
                 self.stop_file = run.file("stop")
                 self.steps = config.steps_per_epoch
                 self.started = time.perf_counter() - previous_elapsed
-                self.pending: list[dict] = []
+                self.lock = threading.Lock()
+                self.last_written = (0, 0)
+                board = run.file("tensorboard")
+                self.writers = {
+                    name: tf.summary.create_file_writer(str(board / name)) for name in ("train", "validation")
+                }
 
             def elapsed(self) -> float:
                 return time.perf_counter() - self.started
@@ -125,41 +137,40 @@ class RunRecorder:
                 self.epoch_started = time.perf_counter()
                 self.last_write = self.epoch_started
 
-            def on_train_batch_end(self, batch, logs=None):
+            def on_train_batch_begin(self, batch, logs=None):
+                # On the training thread, before every batch: a stop costs at most the batch under way.
                 if self.stop_file.exists():
                     raise StopRequested()
-                now = time.perf_counter()
-                done = batch + 1
-                if (
-                    done % METRICS_EVERY_BATCHES
-                    and now - self.last_write < METRICS_EVERY_SECONDS
-                    and done != self.steps
-                ):
+
+            def on_train_batch_end(self, batch, logs=None):
+                now, done = time.perf_counter(), batch + 1
+                due = done % METRICS_EVERY_BATCHES == 0 or now - self.last_write >= METRICS_EVERY_SECONDS
+                if not due and done != self.steps:
                     return
-                self.last_write = now
-                row = {
-                    "epoch": self.epoch,
-                    "batch": done,
-                    "epoch_progress": round(self.epoch - 1 + done / self.steps, 5),
-                    "loss": float(logs["loss"]),
-                    "accuracy": float(logs["accuracy"]),
-                    "elapsed": round(self.elapsed(), 3),
-                }
-                storage.append_jsonl(run.file("batches.jsonl"), [row])
-                storage.write_json_atomic(
-                    run.file("progress.json"),
-                    dict(
+                with self.lock:  # helper threads may finish out of order: keep the file in batch order
+                    if (self.epoch, done) <= self.last_written:
+                        return
+                    self.last_written, self.last_write = (self.epoch, done), now
+                    row = {
+                        "epoch": self.epoch,
+                        "batch": done,
+                        "epoch_progress": round(self.epoch - 1 + done / self.steps, 5),
+                        "loss": float(logs["loss"]),
+                        "accuracy": float(logs["accuracy"]),
+                        "elapsed": round(self.elapsed(), 3),
+                    }
+                    storage.append_jsonl(run.file("batches.jsonl"), [row])
+                    progress = dict(
                         row,
                         steps_per_epoch=self.steps,
                         epochs=config.epochs,
                         epoch_elapsed=round(now - self.epoch_started, 3),
-                    ),
-                    durable=False,  # rewritten every second; an fsync each time would slow training
-                )
+                    )
+                    # Rewritten every second: the rename keeps it whole; an fsync each time would slow training.
+                    storage.write_json_atomic(run.file("progress.json"), progress, durable=False)
 
             def on_epoch_end(self, epoch, logs=None):
                 logs = logs or {}
-                learning_rate = self.model.optimizer.learning_rate
                 row = {
                     "epoch": epoch + 1,
                     "loss": float(logs.get("loss", math.nan)),
@@ -168,14 +179,31 @@ class RunRecorder:
                     "val_accuracy": float(logs.get("val_accuracy", math.nan)),
                     "seconds": round(time.perf_counter() - self.epoch_started, 3),
                     "elapsed": round(self.elapsed(), 3),
-                    "learning_rate": float(np.asarray(learning_rate)),
+                    "learning_rate": float(np.asarray(self.model.optimizer.learning_rate)),
                 }
                 self.rows.append(row)
                 if row["val_accuracy"] > self.best:
                     self.best = row["val_accuracy"]
                     storage.save_model_atomic(self.model, run.file("best.keras"))
                 storage.write_csv_atomic(run.file("epochs.csv"), self.rows, EPOCH_COLUMNS)
+                self.write_tensorboard(epoch, row)
                 update_status(run, epochs_done=epoch + 1, best_val_accuracy=self.best)
+
+            def write_tensorboard(self, epoch: int, row: dict) -> None:
+                """Write the epoch's scalars under the tags Keras' TensorBoard callback uses."""
+                scalars = {
+                    "train": {
+                        "epoch_loss": row["loss"],
+                        "epoch_accuracy": row["accuracy"],
+                        "epoch_learning_rate": row["learning_rate"],
+                    },
+                    "validation": {"epoch_loss": row["val_loss"], "epoch_accuracy": row["val_accuracy"]},
+                }
+                for name, values in scalars.items():
+                    with self.writers[name].as_default():
+                        for tag, value in values.items():
+                            tf.summary.scalar(tag, value, step=epoch)
+                    self.writers[name].flush()
 
         return Recorder()
 
@@ -201,10 +229,8 @@ def train_run(run: Run) -> str:
         # The saved one-cycle schedule has decayed to 0: continuing would not learn. Start a new cycle.
         compile_model(model, config, total_steps=(config.epochs - done) * config.steps_per_epoch)
     update_status(run, state=RUNNING, epochs_done=done, error=None)
-    callbacks = [
-        RunRecorder.create(run, config, previous_elapsed),
-        keras.callbacks.TensorBoard(str(run.file("tensorboard")), write_graph=False, update_freq="epoch"),
-    ]
+    # The recorder writes TensorBoard logs itself: Keras' TensorBoard callback costs a summary op per batch.
+    callbacks = [RunRecorder.create(run, config, previous_elapsed)]
     if config.augmentation == "shift":
         train_data = {"x": shifted_batches(x_train, y_train, config.batch_size, config.seed)}
     else:
