@@ -10,6 +10,7 @@ from mnist_core import storage
 from mnist_core.config import EVALUATION_BATCH_SIZE, NUM_CLASSES
 from mnist_core.data import load_mnist, to_model_input
 from mnist_core.models import load_run_model
+from mnist_core.predict import predictor_for
 from mnist_core.runs import Run, now_iso
 
 EPSILON = 1e-7  # Keras clips probabilities the same way before taking the log
@@ -17,7 +18,10 @@ EPSILON = 1e-7  # Keras clips probabilities the same way before taking the log
 
 def probabilities(model, images: np.ndarray, batch_size: int = EVALUATION_BATCH_SIZE) -> np.ndarray:
     """Return the model's class probabilities (N, 10) for uint8 images (N, 28, 28)."""
-    return np.asarray(model.predict(to_model_input(images), batch_size=batch_size, verbose=0), dtype=np.float32)
+    # The compiled forward pass in chunks: measured faster than model.predict or model.evaluate.
+    predictor, inputs = predictor_for(model), to_model_input(images)
+    chunks = [predictor.probabilities(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]
+    return np.concatenate(chunks).astype(np.float32, copy=False)
 
 
 def score(probs: np.ndarray, labels: np.ndarray) -> dict:

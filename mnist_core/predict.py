@@ -106,7 +106,7 @@ class Predictor:
         self.probabilities(np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32))  # trace now, not on first draw
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """Return class probabilities: (10,) for one (28, 28) image, (N, 10) for (N, 28, 28)."""
+        """Return class probabilities: (10,) for one (28, 28) image, (N, 10) for (N, 28, 28) or (N, 28, 28, 1)."""
         array = np.asarray(images, dtype=np.float32)
         single = array.ndim == 2
         batch = array.reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)

@@ -9,7 +9,13 @@ import numpy as np
 
 from mnist_core import storage
 from mnist_core.architectures import build_model
-from mnist_core.config import METRICS_EVERY_BATCHES, METRICS_EVERY_SECONDS, NUM_CLASSES, TrainConfig
+from mnist_core.config import (
+    EVALUATION_BATCH_SIZE,
+    METRICS_EVERY_BATCHES,
+    METRICS_EVERY_SECONDS,
+    NUM_CLASSES,
+    TrainConfig,
+)
 from mnist_core.data import load_mnist, split, to_model_input
 from mnist_core.runs import EPOCH_COLUMNS, FINISHED, RUNNING, STOPPED, Run, update_status
 
@@ -242,7 +248,7 @@ def train_run(run: Run) -> str:
             epochs=config.epochs,
             initial_epoch=done,
             validation_data=(x_val, y_val),
-            validation_batch_size=1024,
+            validation_batch_size=EVALUATION_BATCH_SIZE,
             callbacks=callbacks,
             verbose=0,
         )
