@@ -66,6 +66,8 @@ with settings:
             TRAIN_SPLIT_SIZE,
             step=1000,
             key=f"train_subset_{key}",
+            help="The first N of the 54,000 training images; validation uses N / 9. Batch-normalized models "
+            "(both presets) need a few hundred batches before their validation accuracy means much.",
         )
     if active:
         st.caption(f"{len(active)} run(s) queued or running: a new run waits its turn (one trains at a time).")
