@@ -20,9 +20,7 @@ def _percent(value) -> str:
 def progress_line(run: runs_mod.Run, width: int = 30) -> str:
     """Return a one-line text progress bar for a run: bar, epoch, batch, loss, accuracy, time left."""
     progress, config = run.progress(), run.config
-    steps = progress.get("steps_per_epoch") or config.steps_per_epoch
-    done = (progress.get("epoch", 1) - 1) * steps + progress.get("batch", 0) if progress else 0
-    total = config.epochs * steps
+    done, total, steps = runs_mod.batches_done(run, progress)
     filled = int(width * done / total) if total else 0
     epochs = run.epochs()
     last = epochs[-1] if epochs else {}

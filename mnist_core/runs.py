@@ -365,28 +365,32 @@ def wait_for(run: Run, states=DONE_STATES, timeout: float = 600.0, poll: float =
     raise TimeoutError(f"run {run.run_id} still {run.state} after {timeout:.0f} s")
 
 
+def batches_done(run: Run, progress: dict) -> tuple[int, int, int]:
+    """Return (batches done, batches in all epochs, batches per epoch) from the trainer's `progress`."""
+    config = run.config
+    steps = progress.get("steps_per_epoch") or config.steps_per_epoch
+    done = (progress.get("epoch", 1) - 1) * steps + progress.get("batch", 0) if progress else 0
+    return done, config.epochs * steps, steps
+
+
 def progress_fraction(run: Run) -> float:
     """Return the share of the run's batches done, 0-1 (1 once finished)."""
-    config, progress = run.config, run.progress()
+    progress = run.progress()
     if run.state == FINISHED:
         return 1.0
     if not progress:
-        return min(1.0, len(run.epochs()) / config.epochs)
-    steps = progress.get("steps_per_epoch") or config.steps_per_epoch
-    done = (progress.get("epoch", 1) - 1) * steps + progress.get("batch", 0)
-    return max(0.0, min(1.0, done / (config.epochs * steps)))
+        return min(1.0, len(run.epochs()) / run.config.epochs)
+    done, total, _ = batches_done(run, progress)
+    return max(0.0, min(1.0, done / total))
 
 
 def time_left(run: Run) -> float | None:
     """Return the estimated seconds until the run's last epoch ends, or None when unknown."""
-    progress, config = run.progress(), run.config
-    epochs = run.epochs()
+    progress = run.progress()
     if not progress or run.state != RUNNING:
         return None
-    steps = progress.get("steps_per_epoch") or config.steps_per_epoch
-    done_steps = (progress.get("epoch", 1) - 1) * steps + progress.get("batch", 0)
-    total_steps = config.epochs * steps
-    seconds = [row["seconds"] for row in epochs[-3:] if isinstance(row.get("seconds"), float)]
+    done_steps, total_steps, steps = batches_done(run, progress)
+    seconds = [row["seconds"] for row in run.epochs()[-3:] if isinstance(row.get("seconds"), float)]
     if seconds:
         per_step = sum(seconds) / len(seconds) / steps
     elif progress.get("epoch_elapsed") and progress.get("batch"):

@@ -221,8 +221,9 @@ def train_run(run: Run) -> str:
     config = run.config
     keras.utils.set_random_seed(config.seed)
     x_train, y_train, x_val, y_val = prepare_data(config)
-    done = len(run.epochs())
-    previous_elapsed = run.epochs()[-1]["elapsed"] if done else 0.0
+    history = run.epochs()
+    done = len(history)
+    previous_elapsed = history[-1]["elapsed"] if done else 0.0
     if done and run.file("final.keras").exists():
         model = keras.models.load_model(run.file("final.keras"), safe_mode=True)
     elif done and run.file("best.keras").exists():

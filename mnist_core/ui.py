@@ -175,11 +175,6 @@ def duration(seconds) -> str:
     return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
 
 
-def progress_fraction(run: runs.Run) -> float:
-    """Return how much of the run's training is done, 0-1."""
-    return runs.progress_fraction(run)
-
-
 def progress_text(run: runs.Run) -> str:
     """Return the progress bar's caption: epoch, batch and running loss / accuracy."""
     progress = run.progress()

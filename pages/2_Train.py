@@ -113,7 +113,7 @@ def show_run(run_id: str, was_active: bool) -> None:
     if state == runs.QUEUED:
         runs.schedule()
         st.info("Queued: it starts as soon as the run ahead of it ends.")
-    done_fraction = ui.progress_fraction(run)
+    done_fraction = runs.progress_fraction(run)
     st.progress(done_fraction, text=ui.progress_text(run))
     seconds = [row["seconds"] for row in epochs_rows]
     best = max((row["val_accuracy"] for row in epochs_rows), default=None)
