@@ -24,10 +24,11 @@ def home() -> None:
     all_runs = runs.list_runs()
     st.subheader("Runs")
     if all_runs:
-        counts = {state: 0 for state in runs.STATES}
+        counts = {state: 0 for state in (*runs.STATES, runs.DAMAGED)}
         for run in all_runs:
-            counts[run.state] = counts.get(run.state, 0) + 1
-        for column, state in zip(st.columns(len(runs.STATES)), runs.STATES, strict=True):
+            counts[run.state] += 1
+        shown = [state for state in counts if counts[state] or state != runs.DAMAGED]
+        for column, state in zip(st.columns(len(shown)), shown, strict=True):
             column.metric(f"{ui.STATE_ICONS[state]} {state}", counts[state])
         ui.runs_table(all_runs[:10])
         st.caption(
@@ -53,4 +54,5 @@ def home() -> None:
         st.caption(f"Tip: the data folder comes from `{DATA_DIR_ENV}`; runs keep training when you close the page.")
 
 
+ui.recover_runs()
 st.navigation(ui.navigation(home)).run()

@@ -79,16 +79,15 @@ def _remove_temp_runs() -> None:
 
 
 def _stop_workers(root: Path) -> None:
-    """SIGTERM the worker of every run still queued or running in `root` (workers we started, by pid)."""
+    """SIGTERM the worker and supervisor of every run in `root` that still has them (processes we started)."""
     if "mnist_core.runs" not in sys.modules:
         return
-    from mnist_core import runs
+    from mnist_core import control, runs
 
-    for run in runs.list_runs(root, schedule_queue=False):
-        pid = run.status.get("pid")
-        if run.state in runs.ACTIVE_STATES and runs._pid_alive(pid, run.run_id):
+    for run in runs.list_runs(root):
+        for pid in control.run_processes(run.path):
             os.kill(pid, signal.SIGTERM)
-            print(f"stopped the worker of {run.run_id} (pid {pid})")
+            print(f"stopped a training process of {run.run_id} (pid {pid})")
 
 
 def median(values) -> float | None:
@@ -205,17 +204,17 @@ class Stopwatch:
 
 def tiny_runs(root: Path, architectures: list[str], train_subset: int = 600, epochs: int = 1) -> list:
     """Return finished tiny runs of `architectures` trained one after another by the engine into `root`."""
-    from mnist_core import runs
+    from mnist_core import control, runs
     from mnist_core.config import TrainConfig
 
     made = []
     for arch in architectures:
-        run = runs.start_run(TrainConfig.for_architecture(arch, epochs=epochs, train_subset=train_subset), root)
-        state = runs.wait_for(run, timeout=600)
+        run = control.start_run(TrainConfig.for_architecture(arch, epochs=epochs, train_subset=train_subset), root)
+        state = control.wait_for(run, timeout=600)
         if state != runs.FINISHED:
             log = run.file("log.txt").read_text()[-2000:]
-            raise RuntimeError(f"tiny {arch} run ended {state}: {run.status}\n{log}")
-        made.append(run)
+            raise RuntimeError(f"tiny {arch} run ended {state}\n{log}")
+        made.append(runs.read_run(run.path))
     return made
 
 
@@ -361,3 +360,34 @@ def proc_memory(pid: int) -> dict:
         if key in ("VmHWM", "VmRSS"):
             values[key] = int(rest.split()[0]) / 1024  # kB -> MiB
     return values
+
+
+# --- The command line and process CPU (live_tabs.py, many_runs.py) -------------------------------------
+
+
+def mnist_cli(runs_dir: Path, *arguments: str, timeout: float = 900.0) -> str:
+    """Return the stdout of `python -m mnist_core ARGUMENTS` with MNIST_RUNS_DIR=`runs_dir`; RuntimeError on failure."""
+    env = dict(os.environ, MNIST_RUNS_DIR=str(runs_dir))
+    command = [PYTHON, "-m", "mnist_core", *arguments]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        output = (done.stdout + done.stderr)[-2000:]
+        raise RuntimeError(f"`{' '.join(command[1:])}` exited {done.returncode}:\n{output}")
+    return done.stdout
+
+
+def proc_stat(pid: int) -> dict | None:
+    """Return ppid and CPU seconds (user + system, every thread) of process `pid` from /proc/<pid>/stat, None if gone.
+
+    `children_cpu_s` is the CPU of its children that have exited and been waited for.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    return {
+        "ppid": int(fields[1]),
+        "cpu_s": (int(fields[11]) + int(fields[12])) / tick,
+        "children_cpu_s": (int(fields[13]) + int(fields[14])) / tick,
+    }

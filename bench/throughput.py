@@ -30,15 +30,16 @@ def measured(values: list[float]) -> list[float]:
 
 def engine_epochs(arch: str, epochs: int, root) -> dict:
     """Return one engine run's per-epoch seconds (epochs.csv), epoch-to-epoch gaps and total wall time."""
-    from mnist_core import runs
+    from mnist_core import control, runs
     from mnist_core.config import TrainConfig
 
     with benchlib.Stopwatch() as wall:
-        run = runs.start_run(TrainConfig.for_architecture(arch, epochs=epochs), root)
-        state = runs.wait_for(run, timeout=300 + 900 * epochs)
+        run = control.start_run(TrainConfig.for_architecture(arch, epochs=epochs), root)
+        state = control.wait_for(run, timeout=300 + 900 * epochs)
     if state != runs.FINISHED:
         raise RuntimeError(f"engine run {run.run_id} ended {state}: {run.file('log.txt').read_text()[-3000:]}")
-    rows = run.epochs()
+    run = runs.read_run(run.path)
+    rows = list(run.epochs)
     elapsed = [row["elapsed"] for row in rows]
     # `seconds` stops at on_epoch_end, before the engine saves best.keras and TensorBoard logs; the gap
     # between consecutive `elapsed` values includes that saving, so it is the stricter measure.

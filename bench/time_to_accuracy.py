@@ -24,18 +24,19 @@ BASELINE_ARCH = "deeper_cnn_bn"
 
 def engine_preset(arch: str, epochs: int | None, train_subset: int | None, seed: int) -> dict:
     """Return an engine run of the preset (registry defaults) with its training seconds and test score."""
-    from mnist_core import runs
+    from mnist_core import control, runs
     from mnist_core.config import TrainConfig
     from mnist_core.evaluate import evaluate_run
 
     root = benchlib.temp_runs_dir(f"tta-{arch}")
     config = TrainConfig.for_architecture(arch, epochs=epochs, train_subset=train_subset, seed=seed)
     with benchlib.Stopwatch() as wall:
-        run = runs.start_run(config, root)
-        state = runs.wait_for(run, timeout=600 + 600 * config.epochs)
+        run = control.start_run(config, root)
+        state = control.wait_for(run, timeout=600 + 600 * config.epochs)
     if state != runs.FINISHED:
         raise RuntimeError(f"engine run {run.run_id} ended {state}: {run.file('log.txt').read_text()[-3000:]}")
-    rows = run.epochs()
+    run = runs.read_run(run.path)
+    rows = list(run.epochs)
     evaluation = evaluate_run(run)
     return {
         "architecture": arch,

@@ -6,10 +6,12 @@ import argparse
 import sys
 import time
 
+from mnist_core import control
 from mnist_core import runs as runs_mod
 from mnist_core.architectures import ARCHITECTURES
 from mnist_core.config import OPTIMIZERS, ConfigError, TrainConfig
 from mnist_core.data import DataError
+from mnist_core.models import ModelFileError
 
 
 def _percent(value) -> str:
@@ -19,11 +21,10 @@ def _percent(value) -> str:
 
 def progress_line(run: runs_mod.Run, width: int = 30) -> str:
     """Return a one-line text progress bar for a run: bar, epoch, batch, loss, accuracy, time left."""
-    progress, config = run.progress(), run.config
-    done, total, steps = runs_mod.batches_done(run, progress)
-    filled = int(width * done / total) if total else 0
-    epochs = run.epochs()
-    last = epochs[-1] if epochs else {}
+    progress, config = run.progress, run.config
+    done, total, steps = runs_mod.batches_done(run)
+    filled = min(width, int(width * done / total)) if total else 0
+    last = run.epochs[-1] if run.epochs else {}
     left = runs_mod.time_left(run)
     parts = [
         f"[{'#' * filled}{'.' * (width - filled)}]",
@@ -44,8 +45,9 @@ def follow(run: runs_mod.Run, stream=sys.stdout, poll: float = 0.5) -> str:
     last_printed = 0.0
     try:
         while True:
-            state = runs_mod.get_run(run.run_id, run.path.parent).state
-            if state in runs_mod.DONE_STATES:
+            run = runs_mod.read_run(run.path)
+            state = run.state
+            if state not in runs_mod.ACTIVE_STATES:
                 break
             now = time.monotonic()
             if state == runs_mod.QUEUED:
@@ -61,11 +63,12 @@ def follow(run: runs_mod.Run, stream=sys.stdout, poll: float = 0.5) -> str:
             time.sleep(poll)
     except KeyboardInterrupt:
         stream.write("\nstopping (the model trained so far is kept)...\n")
-        runs_mod.request_stop(run.run_id, run.path.parent)
-        state = runs_mod.wait_for(run)
+        control.request_stop(run.run_id, run.path.parent)
+        state = control.wait_for(run)
+        run = runs_mod.read_run(run.path)
     stream.write(("\n" if interactive else "") + progress_line(run) + "\n")
-    status = run.status
-    stream.write(f"run {run.run_id}: {state}" + (f" - {status.get('error')}" if status.get("error") else "") + "\n")
+    error = run.summary()["error"]
+    stream.write(f"run {run.run_id}: {state}" + (f" - {error}" if error else "") + "\n")
     return state
 
 
@@ -80,7 +83,7 @@ def cmd_train(args) -> int:
         seed=args.seed,
         train_subset=args.subset,
     )
-    run = runs_mod.start_run(config, args.runs_dir)
+    run = control.start_run(config, args.runs_dir)
     print(
         f"run {run.run_id}: {config.architecture}, {config.epochs} epochs, batch {config.batch_size}, "
         f"{config.optimizer} lr {config.learning_rate:g} -> {run.path}"
@@ -99,9 +102,9 @@ def cmd_runs(args) -> int:
     print(f"{'run':38} {'architecture':14} {'state':9} {'epochs':>7} {'best val':>9} {'test':>9}")
     for row in rows:
         print(
-            f"{row['run_id']:38} {row['architecture']:14} {row['state']:9} "
-            f"{row['epochs_done']:>3}/{row['epochs_target']:<3} {_percent(row['best_val_accuracy']):>9} "
-            f"{_percent(row['test_accuracy']):>9}"
+            f"{row['run_id']:38} {row['architecture'] or '-':14} {row['state']:9} "
+            f"{row['epochs_done']:>3}/{row['epochs_target'] or '-':<3} {_percent(row['best_val_accuracy']):>9} "
+            f"{_percent(row['test_accuracy']):>9}" + (f"  {row['error']}" if row["state"] == runs_mod.DAMAGED else "")
         )
     return 0
 
@@ -123,15 +126,15 @@ def cmd_evaluate(args) -> int:
 
 def cmd_stop(args) -> int:
     """Ask a run to stop."""
-    run = runs_mod.request_stop(args.run, args.runs_dir)
+    run = control.request_stop(args.run, args.runs_dir)
     print(f"run {run.run_id}: stop requested (state now {run.state})")
     return 0
 
 
 def cmd_continue(args) -> int:
     """Continue a finished or stopped run for more epochs."""
-    run = runs_mod.continue_run(args.run, args.epochs, args.runs_dir)
-    print(f"run {run.run_id}: queued for {args.epochs} more epoch(s)")
+    run = control.continue_run(args.run, args.epochs, args.runs_dir)
+    print(f"run {run.run_id}: queued to train epochs {len(run.epochs) + 1}-{run.config.epochs}")
     return 0 if args.detach else (0 if follow(run) in (runs_mod.FINISHED, runs_mod.STOPPED) else 1)
 
 
@@ -167,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     stop.set_defaults(func=cmd_stop)
     cont = sub.add_parser("continue", help="train a finished or stopped run for more epochs")
     cont.add_argument("run")
-    cont.add_argument("--epochs", type=int, required=True)
+    cont.add_argument("--epochs", type=int, help="epochs past those finished (default: up to the planned epochs)")
     cont.add_argument("--detach", action="store_true")
     cont.set_defaults(func=cmd_continue)
     sub.add_parser("architectures", help="list the architectures").set_defaults(func=cmd_architectures)
@@ -179,6 +182,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, DataError, runs_mod.RunError, KeyError) as error:
+    except (ConfigError, DataError, runs_mod.RunError, KeyError, ModelFileError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: {error.strerror or error}" + (f" ({error.filename})" if error.filename else ""), file=sys.stderr)
         return 2

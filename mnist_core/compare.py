@@ -10,7 +10,7 @@ from mnist_core.runs import Run
 
 def run_series(selected: list[Run]) -> list[Series]:
     """Return one curve series per run that has at least one finished epoch."""
-    return [Series(run.run_id, rows) for run in selected if (rows := run.epochs())]
+    return [Series(run.run_id, list(run.epochs)) for run in selected if run.epochs]
 
 
 def published_series(architectures: list[str]) -> list[Series]:

@@ -6,12 +6,13 @@ import time
 
 import numpy as np
 
-from mnist_core import storage
+from mnist_core import runfiles, storage
 from mnist_core.config import EVALUATION_BATCH_SIZE, NUM_CLASSES
+from mnist_core.control import now_iso, storage_error
 from mnist_core.data import load_mnist, to_model_input
 from mnist_core.models import load_run_model
 from mnist_core.predict import predictor_for
-from mnist_core.runs import Run, now_iso
+from mnist_core.runs import Run
 
 EPSILON = 1e-7  # Keras clips probabilities the same way before taking the log
 
@@ -64,7 +65,8 @@ def score(probs: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def evaluate_run(run: Run, which: str = "best") -> dict:
-    """Return the run's test-set evaluation (computed now and stored as evaluation.json)."""
+    """Return the run's test-set evaluation, computed now and stored as evaluation.json (StorageError
+    when the disk refuses it)."""
     model = load_run_model(run, which)
     mnist = load_mnist()
     started = time.perf_counter()
@@ -73,16 +75,19 @@ def evaluate_run(run: Run, which: str = "best") -> dict:
         model=run.model_path(which).name,
         seconds=round(time.perf_counter() - started, 3),
         evaluated_at=now_iso(),
-        epochs_done=len(run.epochs()),
+        epochs_done=len(run.epochs),
     )
-    storage.write_json_atomic(run.file("evaluation.json"), result)
+    try:
+        storage.write_json_atomic(run.file(runfiles.EVALUATION), result)
+    except OSError as error:
+        raise storage_error(error, f"save the evaluation of run {run.run_id}") from error
     return result
 
 
 def stored_evaluation(run: Run) -> dict | None:
     """Return the stored evaluation if it is still about the run's current model, else None."""
-    result = run.evaluation()
-    if not result or result.get("epochs_done") != len(run.epochs()):
+    result = run.evaluation
+    if not result or result.get("epochs_done") != len(run.epochs):
         return None
     return result
 

@@ -44,11 +44,6 @@ def load_model_file(path: Path | str):
 
 def load_run_model(run: Run, which: str = "best"):
     """Return the run's 'best' (by validation accuracy) or 'final' model; RunError if none is saved."""
-    if not run.has_model():
+    if not run.has_model:
         raise RunError(f"run {run.run_id} has no saved model yet (state: {run.state})")
     return load_model_file(run.model_path(which))
-
-
-def load_run(run: Run, which: str = "best") -> tuple[object, list[dict]]:
-    """Return (model, per-epoch history rows) of a saved run."""
-    return load_run_model(run, which), run.epochs()

@@ -11,7 +11,8 @@ from mnist_core.config import PUBLISHED_CURVES_CSV
 @lru_cache(maxsize=1)
 def _all_rows() -> tuple[dict, ...]:
     """Return every row of the published curves CSV."""
-    return tuple(storage.read_csv_numbers(PUBLISHED_CURVES_CSV))
+    columns = ["architecture", "epoch", "epoch_seconds", "loss", "accuracy", "val_loss", "val_accuracy"]
+    return tuple(storage.read_number_csv(PUBLISHED_CURVES_CSV, columns, text_columns=("architecture",)))
 
 
 def published_architectures() -> list[str]:

@@ -1,396 +1,322 @@
-"""Runs on disk: one folder per run, a queue, worker processes, stop, continue, and crash detection.
+"""Reading runs: one immutable snapshot per run, each file read once and type-checked.
 
-Layout of a run folder (plain files other tools can read):
-    config.json       the TrainConfig
-    status.json       state (queued/running/finished/stopped/failed), error, pid, times, epochs done
-    progress.json     the trainer's latest position (epoch, batch, running loss/accuracy), ~1 s fresh
-    epochs.csv        one row per epoch: loss, accuracy, val_loss, val_accuracy, seconds, elapsed, lr
-    batches.jsonl     the running per-batch curve, a JSON object per line
-    best.keras        the model with the best validation accuracy so far
-    final.keras       the model when training ended (finished or stopped)
-    evaluation.json   the test-set evaluation, once computed
-    tensorboard/      TensorBoard event files (`tensorboard --logdir runs`)
-    log.txt           the worker's output (tracebacks end up here)
+Reading never starts, stops or rewrites anything (state changes live in `control`). A run whose files
+cannot be read is `damaged`, with a message naming the file; every other run still reads.
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
-import secrets
-import subprocess
-import sys
+import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from mnist_core import storage
-from mnist_core.config import ConfigError, TrainConfig, max_concurrent_runs, runs_root
+from mnist_core import runfiles, storage
+from mnist_core.config import ConfigError, TrainConfig, runs_root
 
 QUEUED, RUNNING, FINISHED, STOPPED, FAILED = "queued", "running", "finished", "stopped", "failed"
 STATES = (QUEUED, RUNNING, FINISHED, STOPPED, FAILED)
 ACTIVE_STATES = (QUEUED, RUNNING)
 DONE_STATES = (FINISHED, STOPPED, FAILED)
+DAMAGED = "damaged"  # never stored: what a run whose files cannot be read shows as
 
-EPOCH_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "elapsed", "learning_rate"]
-
-# Popen handles of workers this process started, so finished ones are reaped, not left as zombies.
-_CHILDREN: list[subprocess.Popen] = []
+# The type every known field of status.json and progress.json must have (None allowed where listed).
+_NUMBER = (int, float)
+STATUS_FIELDS = {
+    "state": str,
+    "error": (str, type(None)),
+    "pid": (int, type(None)),
+    "supervisor_pid": (int, type(None)),
+    "created": str,
+    "started": (str, type(None)),
+    "ended": (str, type(None)),
+    "epochs_done": int,
+    "best_val_accuracy": (*_NUMBER, type(None)),
+    "continued_at_epoch": (int, type(None)),
+}
+PROGRESS_FIELDS = {"epoch": int, "batch": int, "steps_per_epoch": int, "loss": _NUMBER, "accuracy": _NUMBER}
+EVALUATION_FIELDS = {"accuracy": _NUMBER, "loss": _NUMBER, "count": int, "confusion_matrix": list, "per_class": list}
+# A snapshot is reused while its files are unchanged; one whose files changed within this many seconds is
+# read again every time (file times are coarse: two writes in one tick would otherwise look like one).
+SETTLE_SECONDS = 1.0
 
 
 class RunError(RuntimeError):
-    """A run cannot do what was asked (unknown id, not continuable, no model yet)."""
+    """A run cannot do what was asked (unknown id, damaged, not continuable, no model yet)."""
 
 
 @dataclass(frozen=True)
 class Run:
-    """A run folder and readers for everything in it."""
+    """A snapshot of one run folder, read once: its config, status, progress, epochs and evaluation."""
 
     path: Path
+    config: TrainConfig | None
+    status: dict
+    progress: dict
+    epochs: tuple[dict, ...]
+    evaluation: dict | None
+    model_files: frozenset[str]
+    stop_requested: bool = False
+    problem: str | None = None  # why the run is damaged, naming the file; None when every file reads
 
     @property
     def run_id(self) -> str:
         """Return the run's id (its folder name)."""
         return self.path.name
 
-    def file(self, name: str) -> Path:
-        """Return the path of one of the run's files."""
-        return self.path / name
-
-    @property
-    def config(self) -> TrainConfig:
-        """Return the run's training config."""
-        return TrainConfig.from_dict(storage.read_json(self.file("config.json"), {}))
-
-    @property
-    def status(self) -> dict:
-        """Return status.json as a dict (state, error, pid, created, started, ended, epochs_done...)."""
-        return storage.read_json(self.file("status.json"), {"state": FAILED, "error": "status.json is missing"})
-
     @property
     def state(self) -> str:
-        """Return the run's state, one of STATES."""
-        return self.status.get("state", FAILED)
+        """Return the run's state: one of STATES, or DAMAGED."""
+        return DAMAGED if self.problem else self.status["state"]
 
-    def epochs(self) -> list[dict]:
-        """Return the per-epoch rows (epoch, loss, accuracy, val_loss, val_accuracy, seconds, elapsed)."""
-        return storage.read_csv_numbers(self.file("epochs.csv"))
+    @property
+    def damaged(self) -> bool:
+        """Return True when one of the run's files cannot be read."""
+        return self.problem is not None
 
-    def batches(self) -> list[dict]:
-        """Return the running per-batch curve rows (epoch_progress, loss, accuracy, elapsed)."""
-        return storage.read_jsonl(self.file("batches.jsonl"))
-
-    def progress(self) -> dict:
-        """Return the trainer's latest position, {} before the first batch."""
-        return storage.read_json(self.file("progress.json"), {}) or {}
-
-    def evaluation(self) -> dict | None:
-        """Return the stored test-set evaluation, or None if not computed yet."""
-        return storage.read_json(self.file("evaluation.json"))
+    def file(self, name: str) -> Path:
+        """Return the path of one of the run's files (a runfiles constant)."""
+        return self.path / name
 
     def model_path(self, which: str = "best") -> Path:
         """Return the path of the 'best' or 'final' model (falling back to the other one)."""
-        first, second = ("best.keras", "final.keras") if which == "best" else ("final.keras", "best.keras")
-        return self.file(first) if self.file(first).exists() else self.file(second)
+        first, second = (
+            (runfiles.BEST_MODEL, runfiles.FINAL_MODEL)
+            if which == "best"
+            else (runfiles.FINAL_MODEL, runfiles.BEST_MODEL)
+        )
+        return self.file(first if first in self.model_files or second not in self.model_files else second)
 
+    @property
     def has_model(self) -> bool:
-        """Return True once a model file has been saved."""
-        return self.file("best.keras").exists() or self.file("final.keras").exists()
+        """Return True once a model file has been saved (and the run is not damaged)."""
+        return bool(self.model_files) and not self.damaged
+
+    @property
+    def best_val_accuracy(self) -> float | None:
+        """Return the best validation accuracy of any epoch, None before the first epoch ends."""
+        return max((row["val_accuracy"] for row in self.epochs), default=None)
+
+    @property
+    def seconds_per_epoch(self) -> float | None:
+        """Return the median seconds of the run's epochs (validation included), None before the first."""
+        seconds = sorted(row["seconds"] for row in self.epochs)
+        return seconds[len(seconds) // 2] if seconds else None
 
     def summary(self) -> dict:
         """Return one table row: id, architecture, state, epochs, best val accuracy, test accuracy, s/epoch."""
-        status, config, epochs = self.status, self.config, self.epochs()
-        evaluation = self.evaluation() or {}
-        seconds = [row["seconds"] for row in epochs if isinstance(row.get("seconds"), float)]
-        best = max((row.get("val_accuracy", 0.0) for row in epochs), default=None)
         return {
             "run_id": self.run_id,
-            "architecture": config.architecture,
-            "state": status.get("state"),
-            "epochs_done": len(epochs),
-            "epochs_target": config.epochs,
-            "best_val_accuracy": best,
-            "test_accuracy": evaluation.get("accuracy"),
-            "seconds_per_epoch": sorted(seconds)[len(seconds) // 2] if seconds else None,
-            "created": status.get("created"),
-            "error": status.get("error"),
+            "architecture": self.config.architecture if self.config else None,
+            "state": self.state,
+            "epochs_done": len(self.epochs),
+            "epochs_target": self.config.epochs if self.config else None,
+            "best_val_accuracy": self.best_val_accuracy,
+            "test_accuracy": (self.evaluation or {}).get("accuracy"),
+            "seconds_per_epoch": self.seconds_per_epoch,
+            "created": self.status.get("created"),
+            "error": self.problem or self.status.get("error"),
         }
 
 
-def now_iso() -> str:
-    """Return the current UTC time as an ISO 8601 string."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+def _check_fields(name: str, values: dict, fields: dict) -> None:
+    """Raise DamagedFile naming `name` when a known field of `values` has the wrong type."""
+    for key, kind in fields.items():
+        if key in values and (not isinstance(values[key], kind) or isinstance(values[key], bool)):
+            raise storage.DamagedFile(f"{name}: {key} is {values[key]!r}, of the wrong type")
 
 
-@contextmanager
-def _locked(root: Path):
-    """Hold the runs folder's lock (one scheduler / status writer at a time, across processes)."""
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+def _read_config(path: Path) -> TrainConfig:
+    """Return the run's config; DamagedFile when config.json is missing, unreadable or invalid."""
+    values = storage.read_json_object(path / runfiles.CONFIG)
+    if values is None:
+        raise storage.DamagedFile(f"{runfiles.CONFIG}: missing")
+    try:
+        return TrainConfig.from_dict(values)
+    except (ConfigError, TypeError) as error:
+        raise storage.DamagedFile(f"{runfiles.CONFIG}: {error}") from error
+
+
+def _read_status(path: Path) -> dict:
+    """Return status.json, checked; DamagedFile when missing, unreadable or of the wrong shape."""
+    status = storage.read_json_object(path / runfiles.STATUS)
+    if status is None:
+        raise storage.DamagedFile(f"{runfiles.STATUS}: missing")
+    _check_fields(runfiles.STATUS, status, STATUS_FIELDS)
+    if status.get("state") not in STATES:
+        raise storage.DamagedFile(f"{runfiles.STATUS}: state {status.get('state')!r} is not one of {', '.join(STATES)}")
+    return status
+
+
+def _read_progress(path: Path) -> dict:
+    """Return progress.json ({} before the first batch), checked."""
+    progress = storage.read_json_object(path / runfiles.PROGRESS) or {}
+    _check_fields(runfiles.PROGRESS, progress, PROGRESS_FIELDS)
+    return progress
+
+
+def _read_epochs(path: Path) -> tuple[dict, ...]:
+    """Return epochs.csv's rows (numbers), checked to be epochs 1..N."""
+    rows = storage.read_number_csv(path / runfiles.EPOCHS, runfiles.EPOCH_COLUMNS) or []
+    numbers = [row["epoch"] for row in rows]
+    if numbers != list(range(1, len(rows) + 1)):
+        raise storage.DamagedFile(f"{runfiles.EPOCHS}: epochs {numbers[:8]} are not 1, 2, 3, ...")
+    return tuple(rows)
+
+
+def _read_evaluation(path: Path) -> dict | None:
+    """Return evaluation.json, checked, or None when the run has not been evaluated."""
+    evaluation = storage.read_json_object(path / runfiles.EVALUATION)
+    if evaluation is not None:
+        _check_fields(runfiles.EVALUATION, evaluation, EVALUATION_FIELDS)
+    return evaluation
+
+
+def read_run(path: Path | str) -> Run:
+    """Return a fresh snapshot of the run folder `path` (damaged, with the reason, when a file is bad)."""
+    path = Path(path)
+    problem = None
+    parts: dict = {"config": None, "status": {"state": FAILED}, "progress": {}, "epochs": (), "evaluation": None}
+    readers = {
+        "config": _read_config,
+        "status": _read_status,
+        "progress": _read_progress,
+        "epochs": _read_epochs,
+        "evaluation": _read_evaluation,
+    }
+    for part, reader in readers.items():
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            parts[part] = reader(path)
+        except storage.DamagedFile as error:
+            problem = problem or str(error)
+    models = frozenset(name for name in (runfiles.BEST_MODEL, runfiles.FINAL_MODEL) if (path / name).is_file())
+    return Run(
+        path=path,
+        model_files=models,
+        stop_requested=(path / runfiles.STOP).exists(),
+        problem=problem,
+        **parts,
+    )
 
 
-def update_status(run: Run, **changes) -> dict:
-    """Merge `changes` into the run's status.json under the lock; return the new status."""
-    with _locked(run.path.parent):
-        status = storage.read_json(run.file("status.json"), {}) or {}
-        status.update(changes)
-        storage.write_json_atomic(run.file("status.json"), status)
-        return status
+_SNAPSHOTS: dict[Path, tuple[tuple, Run]] = {}
+_SNAPSHOTS_LOCK = threading.Lock()
+_SIGNATURE_FILES = (
+    runfiles.CONFIG,
+    runfiles.STATUS,
+    runfiles.PROGRESS,
+    runfiles.EPOCHS,
+    runfiles.EVALUATION,
+    runfiles.BEST_MODEL,
+    runfiles.FINAL_MODEL,
+    runfiles.STOP,
+)
 
 
-def _root(root: Path | str | None) -> Path:
+def _signature(path: Path) -> tuple | None:
+    """Return what identifies the current version of a run's files, None while they are still settling."""
+    parts, newest = [], 0
+    for name in _SIGNATURE_FILES:
+        try:
+            stat = os.stat(path / name)
+        except OSError:
+            parts.append(None)
+            continue
+        parts.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
+        newest = max(newest, stat.st_mtime_ns)
+    if time.time_ns() - newest < SETTLE_SECONDS * 1e9:
+        return None
+    return tuple(parts)
+
+
+def cached_run(path: Path) -> Run:
+    """Return the run's snapshot, reused while none of its files changed (one cache for every page and tab)."""
+    signature = _signature(path)
+    if signature is not None:
+        with _SNAPSHOTS_LOCK:
+            cached = _SNAPSHOTS.get(path)
+        if cached and cached[0] == signature:
+            return cached[1]
+    run = read_run(path)
+    if signature is not None:
+        with _SNAPSHOTS_LOCK:
+            _SNAPSHOTS[path] = (signature, run)
+    return run
+
+
+def resolve_root(root: Path | str | None) -> Path:
     """Return the runs folder to use: `root`, else the configured one."""
     return Path(root).resolve() if root is not None else runs_root()
 
 
-def get_run(run_id: str, root: Path | str | None = None) -> Run:
-    """Return the run `run_id` (its status refreshed); RunError if there is none."""
-    path = _root(root) / run_id
-    if not run_id or "/" in run_id or not (path / "config.json").exists():
-        raise RunError(f"no run {run_id!r} in {_root(root)}")
-    run = Run(path)
-    _detect_dead(run)
-    return run
-
-
-def list_runs(root: Path | str | None = None, *, schedule_queue: bool = True) -> list[Run]:
-    """Return every run, newest first, after marking dead workers failed and starting queued runs."""
-    root = _root(root)
-    if schedule_queue:
-        schedule(root)
-    if not root.is_dir():
-        return []
-    runs = [Run(path) for path in root.iterdir() if (path / "config.json").exists()]
-    runs = [run for run in runs if _readable(run)]
-    for run in runs:
-        _detect_dead(run)
-    return sorted(runs, key=lambda run: run.run_id, reverse=True)
-
-
-def _readable(run: Run) -> bool:
-    """Return True when the run's config.json holds a valid config (a damaged run is left out of lists)."""
-    try:
-        run.config  # noqa: B018 - reading it is the check
-    except (ConfigError, TypeError, ValueError):
-        return False
-    return True
-
-
-def create_run(config: TrainConfig, root: Path | str | None = None) -> Run:
-    """Return a new queued run folder for `config` (validated); nothing is started yet."""
-    config = config.validated()
-    root = _root(root)
-    root.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = root / f"{stamp}-{config.architecture}-{secrets.token_hex(2)}"
-    path.mkdir()
-    storage.write_json_atomic(path / "config.json", config.to_dict())
-    storage.write_json_atomic(
-        path / "status.json",
-        {"state": QUEUED, "error": None, "pid": None, "created": now_iso(), "epochs_done": 0},
+def is_run_folder(path: Path) -> bool:
+    """Return True for a folder that holds (or held) a run: not being created, with a config or a status."""
+    return (
+        not path.name.startswith(".")
+        and path.is_dir()
+        and ((path / runfiles.CONFIG).exists() or (path / runfiles.STATUS).exists())
     )
-    return Run(path)
 
 
-def start_run(config: TrainConfig, root: Path | str | None = None) -> Run:
-    """Return a new run for `config`, queued and started in its own process when a slot is free."""
-    run = create_run(config, root)
-    schedule(run.path.parent)
-    return run
+def _newest_first(run: Run) -> tuple:
+    """Return the sort key that puts the newest run first (created time, then id, for runs of one second)."""
+    return (run.status.get("created") or "", run.run_id)
 
 
-def request_stop(run_id: str, root: Path | str | None = None) -> Run:
-    """Ask run `run_id` to stop (honoured within one batch); a queued run is stopped at once."""
-    run = get_run(run_id, root)
-    with _locked(run.path.parent):
-        status = storage.read_json(run.file("status.json"), {}) or {}
-        if status.get("state") == QUEUED:
-            status.update(state=STOPPED, ended=now_iso(), error=None)
-            storage.write_json_atomic(run.file("status.json"), status)
-        elif status.get("state") == RUNNING:
-            run.file("stop").write_text(now_iso())
-    return run
-
-
-def continue_run(run_id: str, extra_epochs: int, root: Path | str | None = None) -> Run:
-    """Queue run `run_id` for `extra_epochs` more epochs from its final model; its curves go on."""
-    run = get_run(run_id, root)
-    if isinstance(extra_epochs, bool) or not isinstance(extra_epochs, int) or extra_epochs < 1:
-        raise RunError(f"extra_epochs: must be a whole number >= 1, got {extra_epochs!r}")
-    if run.state in ACTIVE_STATES:
-        raise RunError(f"run {run_id} is {run.state}; wait for it to end or stop it first")
-    if not run.has_model():
-        raise RunError(f"run {run_id} has no saved model to continue from")
-    done = len(run.epochs())
-    config = TrainConfig.from_dict({**run.config.to_dict(), "epochs": done + extra_epochs})
-    with _locked(run.path.parent):
-        storage.write_json_atomic(run.file("config.json"), config.to_dict())
-        run.file("stop").unlink(missing_ok=True)
-        status = storage.read_json(run.file("status.json"), {}) or {}
-        status.update(state=QUEUED, error=None, pid=None, ended=None, continued_at_epoch=done)
-        storage.write_json_atomic(run.file("status.json"), status)
-    schedule(run.path.parent)
-    return run
-
-
-def delete_run(run_id: str, root: Path | str | None = None) -> None:
-    """Delete a run that is not queued or running; RunError otherwise."""
-    import shutil
-
-    run = get_run(run_id, root)
-    if run.state in ACTIVE_STATES:
-        raise RunError(f"run {run_id} is {run.state}; stop it before deleting it")
-    shutil.rmtree(run.path)
-
-
-def _pid_alive(pid: int | None, run_id: str) -> bool:
-    """Return True when `pid` is a live (not zombie) process working on `run_id`."""
-    if not pid:
-        return False
-    proc = Path(f"/proc/{pid}")
-    if proc.is_dir():
-        try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
-        except (OSError, IndexError):
-            return False
-        # A reused pid runs something else: only our worker names this run on its command line.
-        return state not in ("Z", "X") and run_id in cmdline
+def list_runs(root: Path | str | None = None) -> list[Run]:
+    """Return a snapshot of every run, newest first (damaged runs included, with their reason)."""
+    root = resolve_root(root)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _reap_children() -> None:
-    """Collect exit codes of workers this process started, so none lingers as a zombie."""
-    for child in list(_CHILDREN):
-        if child.poll() is not None:
-            _CHILDREN.remove(child)
-
-
-def _detect_dead(run: Run) -> None:
-    """Mark a 'running' run whose worker process is gone as failed (killed, out of memory...)."""
-    _reap_children()
-    status = run.status
-    if status.get("state") != RUNNING or _pid_alive(status.get("pid"), run.run_id):
-        return
-    with _locked(run.path.parent):
-        status = storage.read_json(run.file("status.json"), {}) or {}
-        if status.get("state") != RUNNING or _pid_alive(status.get("pid"), run.run_id):
-            return
-        done = len(run.epochs())
-        status.update(
-            state=FAILED,
-            ended=now_iso(),
-            error=(
-                f"the training process (pid {status.get('pid')}) ended without a word after {done} "
-                "epoch(s): it was killed or ran out of memory. The best model so far is kept; "
-                "continue the run to train on."
-            ),
-        )
-        storage.write_json_atomic(run.file("status.json"), status)
-    run.file("stop").unlink(missing_ok=True)
-
-
-def _launch(run: Run) -> int:
-    """Start the worker process for `run`, detached from the caller; return its pid."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    env.pop("MPLBACKEND", None)
-    package_parent = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
-    with open(run.file("log.txt"), "a") as log:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "mnist_core.worker", str(run.path)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=package_parent,
-            env=env,
-            start_new_session=True,  # survives the page, the server and Ctrl-C in the terminal
-        )
-    _CHILDREN.append(child)
-    return child.pid
-
-
-def schedule(root: Path | str | None = None) -> list[str]:
-    """Start queued runs, oldest first, while fewer than the limit are running; return started ids."""
-    root = _root(root)
-    if not root.is_dir():
+        entries = sorted(os.scandir(root), key=lambda entry: entry.name)
+    except OSError:
         return []
-    _reap_children()
-    started = []
-    with _locked(root):
-        runs = sorted(
-            (Run(path) for path in root.iterdir() if (path / "status.json").exists()),
-            key=lambda run: (run.status.get("created") or "", run.run_id),
-        )
-        running = [r for r in runs if r.status.get("state") == RUNNING and _pid_alive(r.status.get("pid"), r.run_id)]
-        free = max_concurrent_runs() - len(running)
-        for run in runs:
-            if free <= 0:
-                break
-            status = run.status
-            if status.get("state") != QUEUED:
-                continue
-            pid = _launch(run)
-            status.update(state=RUNNING, pid=pid, started=now_iso(), error=None)
-            storage.write_json_atomic(run.file("status.json"), status)
-            started.append(run.run_id)
-            free -= 1
-    return started
+    snapshots = [cached_run(Path(entry.path)) for entry in entries if is_run_folder(Path(entry.path))]
+    return sorted(snapshots, key=_newest_first, reverse=True)
 
 
-def wait_for(run: Run, states=DONE_STATES, timeout: float = 600.0, poll: float = 0.2) -> str:
-    """Return the run's state once it is in `states`; TimeoutError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _detect_dead(run)
-        state = run.state
-        if state in states:
-            return state
-        if state == QUEUED:
-            schedule(run.path.parent)
-        time.sleep(poll)
-    raise TimeoutError(f"run {run.run_id} still {run.state} after {timeout:.0f} s")
+def run_path(run_id: str, root: Path | str | None = None) -> Path:
+    """Return the folder of run `run_id`; RunError unless it is a run id naming a run inside the runs folder."""
+    root = resolve_root(root)
+    if not isinstance(run_id, str) or not runfiles.RUN_ID_PATTERN.match(run_id):
+        shown = run_id if len(str(run_id)) <= 60 else f"{str(run_id)[:60]}…"
+        raise RunError(f"{shown!r} is not a run id (they look like 20261201-093000-cnn-1a2b)")
+    path = (root / run_id).resolve()
+    if path.parent != root or not is_run_folder(path):
+        raise RunError(f"no run {run_id} in {root}")
+    return path
 
 
-def batches_done(run: Run, progress: dict) -> tuple[int, int, int]:
-    """Return (batches done, batches in all epochs, batches per epoch) from the trainer's `progress`."""
-    config = run.config
+def get_run(run_id: str, root: Path | str | None = None) -> Run:
+    """Return a fresh snapshot of run `run_id`; RunError if there is no such run."""
+    return read_run(run_path(run_id, root))
+
+
+def batches_done(run: Run) -> tuple[int, int, int]:
+    """Return (batches done, batches in all epochs, batches per epoch) from the run's progress."""
+    config, progress = run.config, run.progress
     steps = progress.get("steps_per_epoch") or config.steps_per_epoch
-    done = (progress.get("epoch", 1) - 1) * steps + progress.get("batch", 0) if progress else 0
+    done = (progress.get("epoch", 1) - 1) * steps + progress.get("batch", 0) if progress else len(run.epochs) * steps
     return done, config.epochs * steps, steps
 
 
 def progress_fraction(run: Run) -> float:
     """Return the share of the run's batches done, 0-1 (1 once finished)."""
-    progress = run.progress()
     if run.state == FINISHED:
         return 1.0
-    if not progress:
-        return min(1.0, len(run.epochs()) / run.config.epochs)
-    done, total, _ = batches_done(run, progress)
+    if run.config is None:
+        return 0.0
+    done, total, _ = batches_done(run)
     return max(0.0, min(1.0, done / total))
 
 
 def time_left(run: Run) -> float | None:
     """Return the estimated seconds until the run's last epoch ends, or None when unknown."""
-    progress = run.progress()
+    progress = run.progress
     if not progress or run.state != RUNNING:
         return None
-    done_steps, total_steps, steps = batches_done(run, progress)
-    seconds = [row["seconds"] for row in run.epochs()[-3:] if isinstance(row.get("seconds"), float)]
+    done_steps, total_steps, steps = batches_done(run)
+    seconds = [row["seconds"] for row in run.epochs[-3:]]
     if seconds:
         per_step = sum(seconds) / len(seconds) / steps
     elif progress.get("epoch_elapsed") and progress.get("batch"):

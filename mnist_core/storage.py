@@ -1,4 +1,5 @@
-"""Atomic file writes and tolerant readers: a crash never leaves half a file where a page reads."""
+"""Atomic file writes and strict readers: a crash never leaves half a file where a page reads, and a damaged
+file is reported by name instead of being read as something else."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import json
 import os
 import tempfile
 from pathlib import Path
+
+
+class DamagedFile(ValueError):
+    """A file exists but does not hold what it should; the message starts with the file's name."""
 
 
 def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
@@ -31,14 +36,6 @@ def write_json_atomic(path: Path, value, durable: bool = True) -> None:
     write_bytes_atomic(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode(), durable)
 
 
-def read_json(path: Path, default=None):
-    """Return the JSON in `path`, or `default` when it is missing or unreadable."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return default
-
-
 def write_csv_atomic(path: Path, rows: list[dict], columns: list[str]) -> None:
     """Write `rows` as CSV with header `columns` to `path`, atomically."""
     buffer = io.StringIO()
@@ -48,23 +45,9 @@ def write_csv_atomic(path: Path, rows: list[dict], columns: list[str]) -> None:
     write_bytes_atomic(path, buffer.getvalue().encode())
 
 
-def read_csv_numbers(path: Path) -> list[dict]:
-    """Return a CSV's rows with every cell parsed as float (int when whole), [] when missing."""
-    try:
-        text = Path(path).read_text()
-    except OSError:
-        return []
-    rows = []
-    for row in csv.DictReader(io.StringIO(text)):
-        parsed = {}
-        for key, value in row.items():
-            try:
-                number = float(value)
-                parsed[key] = int(number) if key == "epoch" else number
-            except (TypeError, ValueError):
-                parsed[key] = value
-        rows.append(parsed)
-    return rows
+def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
+    """Replace a JSON-lines file with `rows`, atomically."""
+    write_bytes_atomic(path, "".join(json.dumps(row) + "\n" for row in rows).encode())
 
 
 def append_jsonl(path: Path, rows: list[dict]) -> None:
@@ -74,27 +57,94 @@ def append_jsonl(path: Path, rows: list[dict]) -> None:
             handle.write("".join(json.dumps(row) + "\n" for row in rows))
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """Return every complete JSON line of `path`, [] when missing."""
-    try:
-        text = Path(path).read_text()
-    except OSError:
-        return []
-    rows = []
-    for line in text.splitlines():
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            continue  # a line still being written by the trainer
-    return rows
-
-
 def save_model_atomic(model, path: Path) -> None:
-    """Save a Keras model to `path` (.keras) via a temp file and a rename."""
+    """Save a Keras model (with its optimizer state) to `path` (.keras) via a temp file, fsync and a rename."""
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
     try:
         model.save(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def read_text(path: Path) -> str | None:
+    """Return a file's UTF-8 text, None when it does not exist; DamagedFile when it cannot be read as text."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise DamagedFile(f"{path.name}: cannot be read ({error.strerror or error})") from error
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DamagedFile(f"{path.name}: not text (byte 0x{data[error.start]:02x} at {error.start})") from error
+
+
+def read_json_object(path: Path) -> dict | None:
+    """Return the JSON object (dict) in `path`, None when missing; DamagedFile when it is not one."""
+    text = read_text(path)
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        what = "empty" if not text.strip() else f"not valid JSON ({error})"
+        raise DamagedFile(f"{Path(path).name}: {what}") from error
+    if not isinstance(value, dict):
+        raise DamagedFile(f"{Path(path).name}: holds {json.dumps(value)[:40]}, not a JSON object")
+    return value
+
+
+def read_number_csv(path: Path, columns: list[str], text_columns: tuple[str, ...] = ()) -> list[dict] | None:
+    """Return a CSV's rows as dicts of `columns`, floats ('epoch' int, `text_columns` as text), None when the
+    file is missing; DamagedFile when the header lacks a column or a cell is not a number."""
+    text = read_text(path)
+    if text is None:
+        return None
+    name = Path(path).name
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    missing = [column for column in columns if column not in header]
+    if missing:
+        raise DamagedFile(f"{name}: header lacks {', '.join(missing)} (has {', '.join(header) or 'nothing'})")
+    rows = []
+    for line, row in enumerate(reader, start=2):
+        parsed = {}
+        for column in columns:
+            value = row.get(column)
+            if column in text_columns:
+                parsed[column] = value
+                continue
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise DamagedFile(f"{name}: line {line}: {column} is {value!r}, not a number") from None
+            if column == "epoch":
+                if not number.is_integer():
+                    raise DamagedFile(f"{name}: line {line}: epoch {value!r} is not a whole number")
+                number = int(number)
+            parsed[column] = number
+        rows.append(parsed)
+    return rows
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """Return every complete JSON-object line of `path`, [] when missing (a torn or foreign line is skipped)."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return []
+    rows = []
+    for line in data.splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue  # a line still being written by the trainer, or bytes that are not JSON
+        if isinstance(value, dict):
+            rows.append(value)
+    return rows

@@ -1,13 +1,26 @@
-"""The training loop of one run: data, compiled model, and the callback that records everything."""
+"""The training story of one run, top down: resume point, data, model, the recorder callback, fit.
+
+Only the worker process imports this module (it imports Keras at the top, which takes seconds).
+
+Crash safety: at the end of every epoch the model and its optimizer state are saved as
+checkpoints/epoch-NNNN.keras (atomically) *before* epochs.csv records the epoch, and the previous
+checkpoint is removed only after. Whatever moment the process dies at, the newest checkpoint whose epoch
+epochs.csv holds is an exact resume point: training starts again from it, rows and running-curve points
+past it are dropped, so epochs are 1..N once each and the curve never goes back.
+"""
 
 from __future__ import annotations
 
 import math
+import threading
 import time
+from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-from mnist_core import storage
+from mnist_core import control, runfiles, storage
 from mnist_core.architectures import build_model
 from mnist_core.config import (
     EVALUATION_BATCH_SIZE,
@@ -17,9 +30,9 @@ from mnist_core.config import (
     TrainConfig,
 )
 from mnist_core.data import load_mnist, split, to_model_input
-from mnist_core.runs import EPOCH_COLUMNS, FINISHED, RUNNING, STOPPED, Run, update_status
+from mnist_core.runs import FINISHED, STOPPED, RunError, read_run
 
-ONE_CYCLE_WARMUP = 0.1  # share of all steps spent warming the learning rate up
+ONE_CYCLE_WARMUP = 0.1  # share of the cycle's steps spent warming the learning rate up
 ONE_CYCLE_START = 0.1  # warm-up starts at this fraction of the peak learning rate
 SHIFT_PIXELS = 2
 
@@ -28,39 +41,53 @@ class StopRequested(Exception):
     """Raised inside fit when the run's stop file appears, so the stop costs at most one batch."""
 
 
-def make_optimizer(config: TrainConfig, total_steps: int):
-    """Return the Keras optimizer of `config`, with its learning-rate schedule over `total_steps`."""
-    import keras
+@keras.saving.register_keras_serializable(package="mnist_core")
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """Warm up from 10 % of `peak` over the first 10 % of a cycle's steps, then cosine down to zero.
 
-    learning_rate = config.learning_rate
-    if config.lr_schedule == "one_cycle":
-        warmup = max(1, int(total_steps * ONE_CYCLE_WARMUP))
-        learning_rate = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=config.learning_rate * ONE_CYCLE_START,
-            decay_steps=max(1, total_steps - warmup),
-            warmup_target=config.learning_rate,
+    A cycle starts at optimizer step `start_step`, so a continued run gets a fresh cycle while the
+    optimizer keeps counting its steps (and its moments) from where it was."""
+
+    def __init__(self, peak: float, total_steps: int, start_step: int = 0):
+        self.peak, self.total_steps, self.start_step = float(peak), int(total_steps), int(start_step)
+        warmup = max(1, int(self.total_steps * ONE_CYCLE_WARMUP))
+        self.cosine = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=self.peak * ONE_CYCLE_START,
+            decay_steps=max(1, self.total_steps - warmup),
+            warmup_target=self.peak,
             warmup_steps=warmup,
             alpha=0.0,
         )
+
+    def __call__(self, step):
+        return self.cosine(step - self.start_step)
+
+    def get_config(self) -> dict:
+        return {"peak": self.peak, "total_steps": self.total_steps, "start_step": self.start_step}
+
+
+def learning_rate(config: TrainConfig, total_steps: int, start_step: int = 0):
+    """Return the config's learning rate: a float, or a OneCycle over `total_steps` from `start_step`."""
+    if config.lr_schedule == "one_cycle":
+        return OneCycle(config.learning_rate, total_steps, start_step)
+    return config.learning_rate
+
+
+def compile_model(model, config: TrainConfig, total_steps: int) -> None:
+    """Compile `model` with the config's optimizer and cross-entropy (sparse labels unless smoothing)."""
     optimizers = {
         "sgd": keras.optimizers.SGD,
         "adam": keras.optimizers.Adam,
         "adamw": keras.optimizers.AdamW,
         "rmsprop": keras.optimizers.RMSprop,
     }
-    return optimizers[config.optimizer](learning_rate=learning_rate)
-
-
-def compile_model(model, config: TrainConfig, total_steps: int) -> None:
-    """Compile `model` with the config's optimizer and cross-entropy (sparse labels unless smoothing)."""
-    import keras
-
     if config.label_smoothing:
         loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
     else:
         # Same numbers as categorical cross-entropy on one-hot labels, without building one-hot arrays.
         loss = keras.losses.SparseCategoricalCrossentropy()
-    model.compile(optimizer=make_optimizer(config, total_steps), loss=loss, metrics=["accuracy"])
+    optimizer = optimizers[config.optimizer](learning_rate=learning_rate(config, total_steps))
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
 
 
 def prepare_data(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -73,173 +100,240 @@ def prepare_data(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return to_model_input(x_train), y_train, to_model_input(x_val), y_val
 
 
-def shifted_batches(x, y, batch_size: int, seed: int):
-    """Return a keras PyDataset of shuffled batches, each digit moved by up to 2 pixels, new every epoch."""
-    import keras
+class ShiftedDigits(keras.utils.PyDataset):
+    """Shuffled batches (b, 28, 28, 1) of digits each moved by up to 2 pixels, new shifts every epoch."""
 
-    class ShiftedDigits(keras.utils.PyDataset):
-        """Batches (b, 28, 28, 1) of randomly translated digits with their labels."""
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
+        super().__init__()
+        pad = SHIFT_PIXELS
+        self.padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+        self.y, self.count, self.batch_size = y, len(x), batch_size
+        self.rng = np.random.default_rng(seed)
+        self.size = x.shape[1]
+        self.on_epoch_end()
 
-        def __init__(self):
-            super().__init__()
-            pad = SHIFT_PIXELS
-            self.padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-            self.rng = np.random.default_rng(seed)
-            self.size = x.shape[1]
-            self.on_epoch_end()
+    def __len__(self) -> int:
+        return math.ceil(self.count / self.batch_size)
 
-        def __len__(self):
-            return math.ceil(len(x) / batch_size)
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(self.count)
+        self.offsets = self.rng.integers(0, 2 * SHIFT_PIXELS + 1, size=(self.count, 2))
 
-        def on_epoch_end(self):
-            self.order = self.rng.permutation(len(x))
-            self.offsets = self.rng.integers(0, 2 * SHIFT_PIXELS + 1, size=(len(x), 2))
-
-        def __getitem__(self, index):
-            rows = self.order[index * batch_size : (index + 1) * batch_size]
-            grid = np.arange(self.size)
-            ys = (self.offsets[rows, 0][:, None] + grid)[:, :, None]
-            xs = (self.offsets[rows, 1][:, None] + grid)[:, None, :]
-            return self.padded[rows[:, None, None], ys, xs], y[rows]
-
-    return ShiftedDigits()
+    def __getitem__(self, index: int):
+        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        grid = np.arange(self.size)
+        ys = (self.offsets[rows, 0][:, None] + grid)[:, :, None]
+        xs = (self.offsets[rows, 1][:, None] + grid)[:, None, :]
+        return self.padded[rows[:, None, None], ys, xs], self.y[rows]
 
 
-class RunRecorder:
-    """Keras callback factory: writes the run's curves, progress, best model and TensorBoard logs."""
+class RunRecorder(keras.callbacks.Callback):
+    """Writes the run's running curve, progress, per-epoch rows, checkpoints, best model and TensorBoard logs."""
 
-    @staticmethod
-    def create(run: Run, config: TrainConfig, previous_elapsed: float):
-        """Return a keras Callback recording into `run` (elapsed time continues from `previous_elapsed`)."""
-        import threading
+    # Keras runs an async-safe callback's batch-end hook on a helper thread, so the training loop never
+    # waits for a batch's loss to be read back; the seed recipe gets the same treatment.
+    async_safe = True
 
-        import keras
-        import tensorflow as tf
+    def __init__(self, path: Path, config: TrainConfig, rows: list[dict], previous_elapsed: float):
+        super().__init__()
+        self.path, self.config, self.rows = path, config, rows
+        self.best = max((row["val_accuracy"] for row in rows), default=-1.0)
+        self.stop_file = path / runfiles.STOP
+        self.steps = config.steps_per_epoch
+        self.started = time.perf_counter() - previous_elapsed
+        self.lock = threading.Lock()
+        self.last_written = (0, 0)
+        board = path / runfiles.TENSORBOARD
+        self.writers = {name: tf.summary.create_file_writer(str(board / name)) for name in ("train", "validation")}
 
-        class Recorder(keras.callbacks.Callback):
-            # Keras runs an async-safe callback's batch-end hook on a helper thread, so the training
-            # loop never waits for a batch's loss to be read back; the seed recipe gets the same treatment.
-            async_safe = True
+    def elapsed(self) -> float:
+        """Return the run's training seconds so far (continued across resumes)."""
+        return time.perf_counter() - self.started
 
-            def __init__(self):
-                super().__init__()
-                self.rows = run.epochs()
-                self.best = max((r.get("val_accuracy", -1.0) for r in self.rows), default=-1.0)
-                self.stop_file = run.file("stop")
-                self.steps = config.steps_per_epoch
-                self.started = time.perf_counter() - previous_elapsed
-                self.lock = threading.Lock()
-                self.last_written = (0, 0)
-                board = run.file("tensorboard")
-                self.writers = {
-                    name: tf.summary.create_file_writer(str(board / name)) for name in ("train", "validation")
-                }
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+        self.epoch_started = time.perf_counter()
+        self.last_write = self.epoch_started
 
-            def elapsed(self) -> float:
-                return time.perf_counter() - self.started
+    def on_train_batch_begin(self, batch, logs=None):
+        # On the training thread, before every batch: a stop costs at most the batch under way.
+        if self.stop_file.exists():
+            raise StopRequested()
 
-            def on_epoch_begin(self, epoch, logs=None):
-                self.epoch = epoch + 1
-                self.epoch_started = time.perf_counter()
-                self.last_write = self.epoch_started
+    def on_train_batch_end(self, batch, logs=None):
+        now, done = time.perf_counter(), batch + 1
+        due = done % METRICS_EVERY_BATCHES == 0 or now - self.last_write >= METRICS_EVERY_SECONDS
+        if not due and done != self.steps:
+            return
+        with self.lock:  # helper threads may finish out of order: keep the file in batch order
+            if (self.epoch, done) <= self.last_written:
+                return
+            self.last_written, self.last_write = (self.epoch, done), now
+            row = {
+                "epoch": self.epoch,
+                "batch": done,
+                "epoch_progress": round(self.epoch - 1 + done / self.steps, 5),
+                "loss": float(logs["loss"]),
+                "accuracy": float(logs["accuracy"]),
+                "elapsed": round(self.elapsed(), 3),
+            }
+            storage.append_jsonl(self.path / runfiles.BATCHES, [row])
+            progress = dict(
+                row,
+                steps_per_epoch=self.steps,
+                epochs=self.config.epochs,
+                epoch_elapsed=round(now - self.epoch_started, 3),
+            )
+            # Rewritten every second: the rename keeps it whole; an fsync each time would slow training.
+            storage.write_json_atomic(self.path / runfiles.PROGRESS, progress, durable=False)
 
-            def on_train_batch_begin(self, batch, logs=None):
-                # On the training thread, before every batch: a stop costs at most the batch under way.
-                if self.stop_file.exists():
-                    raise StopRequested()
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        row = {
+            "epoch": epoch + 1,
+            "loss": float(logs.get("loss", math.nan)),
+            "accuracy": float(logs.get("accuracy", math.nan)),
+            "val_loss": float(logs.get("val_loss", math.nan)),
+            "val_accuracy": float(logs.get("val_accuracy", math.nan)),
+            "seconds": round(time.perf_counter() - self.epoch_started, 3),
+            "elapsed": round(self.elapsed(), 3),
+            "learning_rate": float(np.asarray(self.model.optimizer.learning_rate)),
+        }
+        # The checkpoint first, then the row that makes it the resume point, then the old checkpoint goes.
+        checkpoints = self.path / runfiles.CHECKPOINTS
+        checkpoints.mkdir(exist_ok=True)
+        storage.save_model_atomic(self.model, checkpoints / runfiles.checkpoint_name(row["epoch"]))
+        if row["val_accuracy"] > self.best:
+            self.best = row["val_accuracy"]
+            save_for_use(self.model, self.path / runfiles.BEST_MODEL)
+        self.rows.append(row)
+        storage.write_csv_atomic(self.path / runfiles.EPOCHS, self.rows, runfiles.EPOCH_COLUMNS)
+        remove_checkpoints(self.path, lambda number: number != row["epoch"])
+        self.write_tensorboard(epoch, row)
+        control.update_status(self.path, epochs_done=row["epoch"], best_val_accuracy=self.best)
 
-            def on_train_batch_end(self, batch, logs=None):
-                now, done = time.perf_counter(), batch + 1
-                due = done % METRICS_EVERY_BATCHES == 0 or now - self.last_write >= METRICS_EVERY_SECONDS
-                if not due and done != self.steps:
-                    return
-                with self.lock:  # helper threads may finish out of order: keep the file in batch order
-                    if (self.epoch, done) <= self.last_written:
-                        return
-                    self.last_written, self.last_write = (self.epoch, done), now
-                    row = {
-                        "epoch": self.epoch,
-                        "batch": done,
-                        "epoch_progress": round(self.epoch - 1 + done / self.steps, 5),
-                        "loss": float(logs["loss"]),
-                        "accuracy": float(logs["accuracy"]),
-                        "elapsed": round(self.elapsed(), 3),
-                    }
-                    storage.append_jsonl(run.file("batches.jsonl"), [row])
-                    progress = dict(
-                        row,
-                        steps_per_epoch=self.steps,
-                        epochs=config.epochs,
-                        epoch_elapsed=round(now - self.epoch_started, 3),
-                    )
-                    # Rewritten every second: the rename keeps it whole; an fsync each time would slow training.
-                    storage.write_json_atomic(run.file("progress.json"), progress, durable=False)
-
-            def on_epoch_end(self, epoch, logs=None):
-                logs = logs or {}
-                row = {
-                    "epoch": epoch + 1,
-                    "loss": float(logs.get("loss", math.nan)),
-                    "accuracy": float(logs.get("accuracy", math.nan)),
-                    "val_loss": float(logs.get("val_loss", math.nan)),
-                    "val_accuracy": float(logs.get("val_accuracy", math.nan)),
-                    "seconds": round(time.perf_counter() - self.epoch_started, 3),
-                    "elapsed": round(self.elapsed(), 3),
-                    "learning_rate": float(np.asarray(self.model.optimizer.learning_rate)),
-                }
-                self.rows.append(row)
-                if row["val_accuracy"] > self.best:
-                    self.best = row["val_accuracy"]
-                    storage.save_model_atomic(self.model, run.file("best.keras"))
-                storage.write_csv_atomic(run.file("epochs.csv"), self.rows, EPOCH_COLUMNS)
-                self.write_tensorboard(epoch, row)
-                update_status(run, epochs_done=epoch + 1, best_val_accuracy=self.best)
-
-            def write_tensorboard(self, epoch: int, row: dict) -> None:
-                """Write the epoch's scalars under the tags Keras' TensorBoard callback uses."""
-                scalars = {
-                    "train": {
-                        "epoch_loss": row["loss"],
-                        "epoch_accuracy": row["accuracy"],
-                        "epoch_learning_rate": row["learning_rate"],
-                    },
-                    "validation": {"epoch_loss": row["val_loss"], "epoch_accuracy": row["val_accuracy"]},
-                }
-                for name, values in scalars.items():
-                    with self.writers[name].as_default():
-                        for tag, value in values.items():
-                            tf.summary.scalar(tag, value, step=epoch)
-                    self.writers[name].flush()
-
-        return Recorder()
+    def write_tensorboard(self, epoch: int, row: dict) -> None:
+        """Write the epoch's scalars under the tags Keras' TensorBoard callback uses."""
+        scalars = {
+            "train": {
+                "epoch_loss": row["loss"],
+                "epoch_accuracy": row["accuracy"],
+                "epoch_learning_rate": row["learning_rate"],
+            },
+            "validation": {"epoch_loss": row["val_loss"], "epoch_accuracy": row["val_accuracy"]},
+        }
+        for name, values in scalars.items():
+            with self.writers[name].as_default():
+                for tag, value in values.items():
+                    tf.summary.scalar(tag, value, step=epoch)
+            self.writers[name].flush()
 
 
-def train_run(run: Run) -> str:
-    """Train `run` to its configured epochs (continuing from final.keras if it has epochs); return its state."""
-    import keras
+def save_for_use(model, path: Path) -> None:
+    """Save the model alone (no optimizer, no studio classes), so any Keras loads it for prediction."""
+    description = keras.saving.serialize_keras_object(model)
+    description.pop("compile_config", None)  # uncompiled: the file holds no optimizer
+    plain = keras.saving.deserialize_keras_object(description)
+    plain.set_weights(model.get_weights())
+    storage.save_model_atomic(plain, path)
 
+
+def checkpoints_of(path: Path) -> dict[int, Path]:
+    """Return the run's epoch checkpoints by epoch number."""
+    folder = path / runfiles.CHECKPOINTS
+    found = {}
+    for entry in folder.iterdir() if folder.is_dir() else ():
+        match = runfiles.CHECKPOINT_PATTERN.match(entry.name)
+        if match:
+            found[int(match.group(1))] = entry
+    return found
+
+
+def remove_checkpoints(path: Path, unwanted) -> None:
+    """Delete the checkpoints whose epoch number `unwanted(number)` is true for."""
+    for number, checkpoint in checkpoints_of(path).items():
+        if unwanted(number):
+            checkpoint.unlink(missing_ok=True)
+
+
+def remove_temp_files(path: Path) -> None:
+    """Delete temp files that killed writers left in the run folder and its checkpoints."""
+    for folder in (path, path / runfiles.CHECKPOINTS):
+        for entry in folder.iterdir() if folder.is_dir() else ():
+            if runfiles.is_temp_file(entry.name) and entry.is_file():
+                entry.unlink(missing_ok=True)
+
+
+def resume_point(path: Path, recorded_epochs: int) -> tuple[int, Path | None]:
+    """Return (epoch to resume after, its checkpoint): the newest checkpoint that epochs.csv records."""
+    usable = {number: file for number, file in checkpoints_of(path).items() if number <= recorded_epochs}
+    if not usable:
+        return 0, None
+    epoch = max(usable)
+    return epoch, usable[epoch]
+
+
+def cycle_end(optimizer) -> int | None:
+    """Return the optimizer step at which its one-cycle schedule ends, None when it has none."""
+    schedule = optimizer.get_config().get("learning_rate")
+    if isinstance(schedule, dict) and str(schedule.get("class_name", "")).endswith("OneCycle"):
+        return schedule["config"]["start_step"] + schedule["config"]["total_steps"]
+    return None
+
+
+def restore(path: Path, config: TrainConfig, rows: list[dict]):
+    """Return (model compiled with its optimizer state, epochs already trained) to train `path` on from."""
+    steps = config.steps_per_epoch
+    total_steps = config.epochs * steps
+    start, checkpoint = resume_point(path, len(rows))
+    legacy = not (path / runfiles.CHECKPOINTS).exists() and rows and (path / runfiles.FINAL_MODEL).exists()
+    if checkpoint is not None:
+        model = keras.saving.load_model(checkpoint, safe_mode=True)
+    elif legacy:
+        # A run from before epoch checkpoints: its final model is the only state there is.
+        start, model = len(rows), keras.saving.load_model(path / runfiles.FINAL_MODEL, safe_mode=True)
+    else:
+        model = build_model(config.architecture)
+        compile_model(model, config, total_steps)
+        return model, 0
+    if config.lr_schedule == "one_cycle" and (cycle_end(model.optimizer) or 0) < total_steps:
+        # Continued past the end of its cycle, where the rate has decayed to zero: a new cycle over the
+        # added epochs. The optimizer keeps its step count and moments. (A resumed run keeps its cycle.)
+        model.optimizer.learning_rate = OneCycle(config.learning_rate, total_steps - start * steps, start * steps)
+    return model, start
+
+
+def drop_past(path: Path, epoch: int, rows: list[dict]) -> list[dict]:
+    """Drop every record past the end of `epoch`: rows, running-curve points, later checkpoints, progress."""
+    kept = rows[:epoch]
+    if len(kept) != len(rows):
+        storage.write_csv_atomic(path / runfiles.EPOCHS, kept, runfiles.EPOCH_COLUMNS)
+    batches = storage.read_jsonl(path / runfiles.BATCHES)
+    honest = [row for row in batches if row.get("epoch_progress", 0) <= epoch + 1e-9]
+    if len(honest) != len(batches):
+        storage.write_jsonl_atomic(path / runfiles.BATCHES, honest)
+    remove_checkpoints(path, lambda number: number > epoch)
+    (path / runfiles.PROGRESS).unlink(missing_ok=True)
+    return kept
+
+
+def train_run(path: Path) -> str:
+    """Train the run in `path` to its configured epochs, resuming from its last checkpoint; return its state."""
+    run = read_run(path)
+    if run.damaged:
+        raise RunError(f"run {run.run_id} is damaged: {run.problem}")
     config = run.config
+    remove_temp_files(path)
     keras.utils.set_random_seed(config.seed)
     x_train, y_train, x_val, y_val = prepare_data(config)
-    history = run.epochs()
-    done = len(history)
-    previous_elapsed = history[-1]["elapsed"] if done else 0.0
-    if done and run.file("final.keras").exists():
-        model = keras.models.load_model(run.file("final.keras"), safe_mode=True)
-    elif done and run.file("best.keras").exists():
-        model = keras.models.load_model(run.file("best.keras"), safe_mode=True)
-    else:
-        done, previous_elapsed = 0, 0.0
-        model = build_model(config.architecture)
-        compile_model(model, config, total_steps=config.epochs * config.steps_per_epoch)
-    if done and config.lr_schedule == "one_cycle":
-        # The saved one-cycle schedule has decayed to 0: continuing would not learn. Start a new cycle.
-        compile_model(model, config, total_steps=(config.epochs - done) * config.steps_per_epoch)
-    update_status(run, state=RUNNING, epochs_done=done, error=None)
+    model, start = restore(path, config, list(run.epochs))
+    rows = drop_past(path, start, list(run.epochs))
+    control.update_status(path, epochs_done=start, error=None)
+    previous_elapsed = rows[-1]["elapsed"] if rows else 0.0
     # The recorder writes TensorBoard logs itself: Keras' TensorBoard callback costs a summary op per batch.
-    callbacks = [RunRecorder.create(run, config, previous_elapsed)]
+    callbacks = [RunRecorder(path, config, rows, previous_elapsed)]
     if config.augmentation == "shift":
-        train_data = {"x": shifted_batches(x_train, y_train, config.batch_size, config.seed)}
+        train_data = {"x": ShiftedDigits(x_train, y_train, config.batch_size, config.seed)}
     else:
         train_data = {"x": x_train, "y": y_train, "batch_size": config.batch_size, "shuffle": True}
     state = FINISHED
@@ -247,7 +341,7 @@ def train_run(run: Run) -> str:
         model.fit(
             **train_data,
             epochs=config.epochs,
-            initial_epoch=done,
+            initial_epoch=start,
             validation_data=(x_val, y_val),
             validation_batch_size=EVALUATION_BATCH_SIZE,
             callbacks=callbacks,
@@ -255,7 +349,7 @@ def train_run(run: Run) -> str:
         )
     except StopRequested:
         state = STOPPED
-    storage.save_model_atomic(model, run.file("final.keras"))
-    if not run.file("best.keras").exists():
-        storage.save_model_atomic(model, run.file("best.keras"))
+    save_for_use(model, path / runfiles.FINAL_MODEL)
+    if not (path / runfiles.BEST_MODEL).exists():
+        save_for_use(model, path / runfiles.BEST_MODEL)
     return state

@@ -9,10 +9,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ chat
 
 import streamlit as st
 
-from mnist_core import explore, runs
+from mnist_core import control, explore, runs
 from mnist_core.data import DataError, load_mnist
 
-STATE_ICONS = {"queued": "🕓", "running": "🏃", "finished": "✅", "stopped": "⏹️", "failed": "❌"}
+STATE_ICONS = {"queued": "🕓", "running": "🏃", "finished": "✅", "stopped": "⏹️", "failed": "❌", "damaged": "⚠️"}
 PAGES = {
     "home": ("dashboard.py", "Home", "🏠"),
     "dataset": ("pages/1_Dataset.py", "Dataset", "🔢"),
@@ -46,6 +46,24 @@ def link(page: str, label: str | None = None) -> None:
         st.page_link(path, label=label or title, icon=icon)
     except Exception:  # noqa: BLE001 - a page run on its own (tests) has no page registry to link into
         st.markdown(f"**{icon} {label or title}** page")
+
+
+@st.cache_resource(show_spinner=False)
+def recover_runs() -> list[str]:
+    """Once per server start: mark runs whose training died with the last server failed, start the queue."""
+    try:
+        return control.schedule()
+    except runs.RunError:
+        return []  # a full or read-only disk: the pages still show everything; actions say why they fail
+
+
+def act(action, *args, **kwargs):
+    """Return action(*args, **kwargs), or None after showing its RunError (damaged, disk full...) in one line."""
+    try:
+        return action(*args, **kwargs)
+    except runs.RunError as error:
+        st.error(str(error)[:1].upper() + str(error)[1:], icon="⚠️")
+        return None
 
 
 @st.cache_resource(show_spinner="Loading MNIST…")
@@ -98,6 +116,8 @@ def percent(value) -> str:
 def run_label(run: runs.Run) -> str:
     """Return a one-line description of a run for pickers."""
     summary = run.summary()
+    if run.damaged:
+        return f"{STATE_ICONS[runs.DAMAGED]} {summary['run_id']} · damaged"
     best = f" · best val {percent(summary['best_val_accuracy'])}" if summary["best_val_accuracy"] is not None else ""
     return (
         f"{STATE_ICONS.get(summary['state'], '')} {summary['run_id']} · {summary['state']} · "
@@ -109,7 +129,8 @@ def short_run_label(run: runs.Run) -> str:
     """Return a compact run name for multiselect chips: state icon, architecture, time started."""
     stamp = run.run_id.split("-")
     when = f"{stamp[1][:2]}:{stamp[1][2:4]}" if len(stamp) > 2 else run.run_id
-    return f"{STATE_ICONS.get(run.state, '')} {run.config.architecture} {when} ({run.run_id[-4:]})"
+    architecture = run.config.architecture if run.config else "?"
+    return f"{STATE_ICONS.get(run.state, '')} {architecture} {when} ({run.run_id[-4:]})"
 
 
 def runs_table(all_runs: list[runs.Run]) -> None:
@@ -121,14 +142,18 @@ def runs_table(all_runs: list[runs.Run]) -> None:
             {
                 "run": summary["run_id"],
                 "state": f"{STATE_ICONS.get(summary['state'], '')} {summary['state']}",
-                "architecture": summary["architecture"],
-                "epochs": f"{summary['epochs_done']}/{summary['epochs_target']}",
+                "architecture": summary["architecture"] or "–",
+                "epochs": f"{summary['epochs_done']}/{summary['epochs_target'] or '–'}",
                 "best val accuracy": percent(summary["best_val_accuracy"]),
                 "test accuracy": percent(summary["test_accuracy"]),
                 "s / epoch": f"{summary['seconds_per_epoch']:.1f}" if summary["seconds_per_epoch"] else "–",
+                "problem": run.problem or "",
             }
         )
-    st.dataframe(rows, hide_index=True, width="stretch")
+    if not rows:
+        return
+    column_order = None if any(run.damaged for run in all_runs) else [key for key in rows[0] if key != "problem"]
+    st.dataframe(rows, hide_index=True, width="stretch", column_order=column_order)
 
 
 def pick_run(all_runs: list[runs.Run], key: str, label: str = "Run", default_id: str | None = None):
@@ -177,7 +202,7 @@ def duration(seconds) -> str:
 
 def progress_text(run: runs.Run) -> str:
     """Return the progress bar's caption: epoch, batch and running loss / accuracy."""
-    progress = run.progress()
+    progress = run.progress
     if not progress:
         return "waiting for the first batch…" if run.state in runs.ACTIVE_STATES else ""
     return (

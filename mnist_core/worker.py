@@ -1,35 +1,58 @@
-"""The training process of one run: `python -m mnist_core.worker RUN_DIR` (started by runs.schedule)."""
+"""The training process of one run: `python -m mnist_core.worker RUN_DIR`, started by its supervisor."""
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
+from contextlib import suppress
 from pathlib import Path
 
-from mnist_core.runs import FAILED, Run, now_iso, schedule, update_status
+from mnist_core import control, runfiles
+from mnist_core.runs import FAILED, RUNNING, RunError
+
+REPORT_FD_ENV = "MNIST_REPORT_FD"  # the supervisor's pipe for a last word the disk would not take
+
+
+def describe(error: BaseException) -> str:
+    """Return a one-line account of why training failed."""
+    if isinstance(error, OSError) and error.strerror:
+        where = f" writing {Path(error.filename).name}" if error.filename else ""
+        return f"the disk refused{where}: {error.strerror}"
+    if isinstance(error, control.StorageError):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def tell_supervisor(message: str) -> None:
+    """Send `message` to the supervisor, which records it once the disk takes it."""
+    fd = os.environ.get(REPORT_FD_ENV)
+    if fd:
+        with suppress(OSError), os.fdopen(int(fd), "w") as pipe:
+            pipe.write(message)
 
 
 def main(run_dir: str) -> int:
-    """Train the run in `run_dir`, record how it ended, then start the next queued run; return exit code."""
-    import os
-
-    run = Path(run_dir).resolve()
-    run = Run(run)
-    update_status(run, pid=os.getpid())
-    code = 0
+    """Train the run in `run_dir` and record how it ended; return the exit code."""
+    path = Path(run_dir).resolve()
     try:
-        from mnist_core.training import train_run
+        from mnist_core.training import train_run  # imports Keras: seconds
 
-        state = train_run(run)
-        update_status(run, state=state, error=None, ended=now_iso())
-    except Exception as error:  # noqa: BLE001 - any failure must be reported, not crash the caller
-        traceback.print_exc()
-        update_status(run, state=FAILED, error=f"{type(error).__name__}: {error}", ended=now_iso())
-        code = 1
+        state = train_run(path)
+        control.transition(path, state, (RUNNING,), error=None, ended=control.now_iso())
+        return 0
+    except Exception as error:  # noqa: BLE001 - any failure must be recorded, never lost
+        message = describe(error)
+        with suppress(OSError):
+            traceback.print_exc()
+        try:
+            control.transition(path, FAILED, (RUNNING,), error=message, ended=control.now_iso())
+        except (RunError, OSError):
+            tell_supervisor(message)
+        return 1
     finally:
-        run.file("stop").unlink(missing_ok=True)
-        schedule(run.path.parent)
-    return code
+        with suppress(OSError):
+            (path / runfiles.STOP).unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

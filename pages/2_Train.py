@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from mnist_core import charts, reference, runs, ui
+from mnist_core import charts, control, curves, reference, runs, ui
 from mnist_core.architectures import ARCHITECTURES, PRESETS, PUBLISHED_KEYS, get_architecture
 from mnist_core.config import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS, TRAIN_SPLIT_SIZE, ConfigError, TrainConfig
 
@@ -87,20 +87,24 @@ with settings:
         except ConfigError as error:
             st.error(f"Cannot start: {error}")
         else:
-            run = runs.start_run(config)
-            st.session_state["train_run"] = run.run_id
-            st.query_params["run"] = run.run_id
-            st.rerun()
+            run = ui.act(control.start_run, config)
+            if run is not None:
+                st.session_state["train_run"] = run.run_id
+                st.query_params["run"] = run.run_id
+                st.rerun()
 
 
 def show_run(run_id: str, was_active: bool) -> None:
     """Show one run: state, progress, stop / continue, and its curves (refreshed while it trains)."""
     run = runs.get_run(run_id)
+    if run.damaged:
+        st.error(f"This run is damaged: {run.problem}. Other runs are not affected; this one can only be deleted.")
+        return
     status, config = run.status, run.config
     state = status.get("state")
     if was_active and state not in runs.ACTIVE_STATES:
         st.rerun()  # it just ended: rerun the page so the auto-refresh switches off
-    epochs_rows, progress = run.epochs(), run.progress()
+    epochs_rows, progress = list(run.epochs), run.progress
     st.markdown(
         f"### {ui.STATE_ICONS.get(state, '')} {state} · {get_architecture(config.architecture).title}\n"
         f"{config.epochs} epochs · batch {config.batch_size} · {config.optimizer} lr {config.learning_rate:g}"
@@ -111,27 +115,27 @@ def show_run(run_id: str, was_active: bool) -> None:
     if status.get("error"):
         st.error(status["error"])
     if state == runs.QUEUED:
-        runs.schedule()
         st.info("Queued: it starts as soon as the run ahead of it ends.")
     done_fraction = runs.progress_fraction(run)
     st.progress(done_fraction, text=ui.progress_text(run))
     seconds = [row["seconds"] for row in epochs_rows]
     best = max((row["val_accuracy"] for row in epochs_rows), default=None)
     metric_columns = st.columns(4)
-    metric_columns[0].metric("Epoch", f"{progress.get('epoch', len(epochs_rows))} / {config.epochs}")
+    epoch = progress.get("epoch", len(epochs_rows)) if state == runs.RUNNING else len(epochs_rows)
+    metric_columns[0].metric("Epoch" if state == runs.RUNNING else "Epochs done", f"{epoch} / {config.epochs}")
     metric_columns[1].metric("Seconds / epoch", f"{seconds[-1]:.1f}" if seconds else "–")
     metric_columns[2].metric("Time left", ui.duration(runs.time_left(run)) if state == runs.RUNNING else "–")
     metric_columns[3].metric("Best val accuracy", ui.percent(best))
 
     if state in runs.ACTIVE_STATES:
-        if st.button("⏹ Stop", key="train_stop"):
-            runs.request_stop(run.run_id)
+        if st.button("⏹ Stop", key="train_stop") and ui.act(control.request_stop, run.run_id):
             st.toast("Stop requested: it stops after the current batch.")
-    elif run.has_model():
+    elif run.has_model:
         extra_column, button_column = st.columns([1, 1], vertical_alignment="bottom")
         extra = extra_column.number_input("More epochs", 1, 1000, 2, key="train_more_epochs")
-        if button_column.button("▶ Continue training", key="train_continue"):
-            runs.continue_run(run.run_id, int(extra))
+        if button_column.button("▶ Continue training", key="train_continue") and ui.act(
+            control.continue_run, run.run_id, int(extra)
+        ):
             st.rerun()
 
     series = [charts.Series(run.run_id, epochs_rows)]
@@ -144,9 +148,11 @@ def show_run(run_id: str, was_active: bool) -> None:
         right.plotly_chart(charts.curves_figure(series, "accuracy"), key="train_accuracy_chart")
     else:
         st.caption("Loss and accuracy per epoch appear here when the first epoch ends.")
-    batches = run.batches()
+    batches, skipped = curves.running_curve(run.path)
     if batches:
-        st.plotly_chart(charts.batch_curve_figure(batches), key="train_batch_chart")
+        st.plotly_chart(charts.batch_curve_figure(list(batches)), key="train_batch_chart")
+    if skipped:
+        st.warning(f"batches.jsonl: {skipped} unreadable line(s) left out of the running curve.")
     elif state in runs.ACTIVE_STATES:
         st.caption("The first points appear a few seconds after the run starts (TensorFlow is loading).")
 
@@ -157,7 +163,7 @@ with view:
     if selected is None:
         st.info("No runs yet: choose an architecture or a preset on the left and press **Start training**.")
     else:
-        if selected.config.architecture in reference.published_architectures():
+        if selected.config and selected.config.architecture in reference.published_architectures():
             st.toggle("Overlay the walkthrough's published curve", key="train_overlay")
         is_active = selected.state in runs.ACTIVE_STATES
         st.fragment(run_every=REFRESH_SECONDS if is_active else None)(show_run)(selected.run_id, is_active)

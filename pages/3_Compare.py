@@ -5,7 +5,7 @@ import streamlit as st
 from mnist_core import charts, compare, reference, runs, ui
 
 ui.page_setup("Compare", "📈")
-all_runs = [run for run in runs.list_runs() if run.epochs()]
+all_runs = [run for run in runs.list_runs() if run.epochs and not run.damaged]
 by_id = {run.run_id: run for run in all_runs}
 
 pick_runs, pick_published = st.columns([2, 1])

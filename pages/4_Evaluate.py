@@ -9,7 +9,7 @@ GALLERY_SIZE = 60
 
 ui.page_setup("Evaluate", "🎯")
 view = ui.dataset_or_stop()
-with_model = [run for run in runs.list_runs() if run.has_model()]
+with_model = [run for run in runs.list_runs() if run.has_model]
 run = ui.pick_run(with_model, "evaluate_run", label="Run (its best model by validation accuracy)")
 if run is None:
     ui.no_runs_yet("trained models")
@@ -24,6 +24,8 @@ if result is None:
                 evaluate.evaluate_run(run)
             except ModelFileError as error:
                 st.error(f"The model file cannot be loaded: {error}")
+            except runs.RunError as error:
+                st.error(f"The scores could not be saved: {error}")
             else:
                 st.rerun()  # show the stored scores, without this "not scored yet" prompt above them
     st.stop()

@@ -17,7 +17,7 @@ STEP_TITLES = {
 
 ui.page_setup("Draw", "✏️")
 view = ui.dataset_or_stop()
-with_model = [run for run in runs.list_runs() if run.has_model() and run.state not in runs.ACTIVE_STATES]
+with_model = [run for run in runs.list_runs() if run.has_model and run.state not in runs.ACTIVE_STATES]
 if not with_model:
     ui.no_runs_yet("trained models")
     st.stop()

@@ -17,7 +17,7 @@ if not os.environ.get("MNIST_DATA_DIR", "").strip():
     os.environ["MNIST_DATA_DIR"] = str(REPO_ROOT.parent / "shared" / "data" / "mnist")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mnist_core import runs  # noqa: E402  (after the environment above is set)
+from mnist_core import control, runs  # noqa: E402  (after the environment above is set)
 from mnist_core.config import TrainConfig  # noqa: E402
 
 PYTHON = sys.executable
@@ -55,7 +55,7 @@ def log_of(run: runs.Run) -> str:
 def wait_state(run: runs.Run, states=runs.DONE_STATES, timeout: float = RUN_TIMEOUT) -> str:
     """Return the run's state once it is in `states` (fails the test with the worker log otherwise)."""
     try:
-        return runs.wait_for(run, states, timeout=timeout)
+        return control.wait_for(run, states, timeout=timeout)
     except TimeoutError as error:
         pytest.fail(f"{error}\n{log_of(run)}")
 
@@ -71,10 +71,14 @@ def wait_until(predicate, timeout: float = RUN_TIMEOUT, poll: float = 0.05, what
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def kill_worker(run: runs.Run) -> None:
-    """SIGKILL the run's worker if it is still alive (only a pid whose command line names this run)."""
-    pid = run.status.get("pid")
-    if pid and runs._pid_alive(pid, run.run_id):
+def fresh(run: runs.Run) -> runs.Run:
+    """Return a new snapshot of `run` (snapshots never change)."""
+    return runs.read_run(run.path)
+
+
+def kill_processes(run: runs.Run) -> None:
+    """SIGKILL the run's worker and supervisor if they are alive (only pids whose command line names the run)."""
+    for pid in control.run_processes(run.path):
         os.kill(pid, signal.SIGKILL)
 
 
@@ -84,7 +88,7 @@ def reaper():
     started: list[runs.Run] = []
     yield started
     for run in started:
-        kill_worker(run)
+        kill_processes(run)
 
 
 def copy_run(run: runs.Run, root: Path) -> runs.Run:
@@ -92,7 +96,7 @@ def copy_run(run: runs.Run, root: Path) -> runs.Run:
     root.mkdir(parents=True, exist_ok=True)
     target = root / run.run_id
     shutil.copytree(run.path, target)
-    return runs.Run(target)
+    return runs.read_run(target)
 
 
 @pytest.fixture(scope="session")
@@ -107,12 +111,13 @@ def mnist():
 def trained_run(tmp_path_factory) -> runs.Run:
     """Return a finished 1-epoch run made by a real worker process (read-only: copy it to change it)."""
     root = tmp_path_factory.mktemp("template-runs")
-    run = runs.start_run(TrainConfig.from_dict(TEMPLATE_CONFIG), root)
+    run = control.start_run(TrainConfig.from_dict(TEMPLATE_CONFIG), root)
     try:
-        state = runs.wait_for(run, timeout=RUN_TIMEOUT)
+        state = control.wait_for(run, timeout=RUN_TIMEOUT)
     except TimeoutError:
-        kill_worker(run)
+        kill_processes(run)
         raise
+    run = fresh(run)
     assert state == runs.FINISHED, f"template run ended {state}: {run.status}\n{log_of(run)}"
     return run
 

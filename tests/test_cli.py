@@ -6,9 +6,9 @@ import json
 import re
 
 import numpy as np
-from conftest import copy_run, log_of, run_cli, wait_state, wait_until
+from conftest import copy_run, fresh, log_of, run_cli, wait_state, wait_until
 
-from mnist_core import runs
+from mnist_core import control, runs
 from mnist_core.architectures import ARCHITECTURES
 from mnist_core.config import TrainConfig
 
@@ -24,7 +24,7 @@ def test_train_then_runs_lists_it_finished(runs_dir):
     config = run.config
     assert (config.architecture, config.epochs, config.train_subset) == ("mlp", 1, 600)
     assert (config.optimizer, config.learning_rate, config.batch_size) == ("sgd", 1e-3, 64)  # published defaults
-    assert len(run.epochs()) == 1
+    assert len(run.epochs) == 1
 
     table = run_cli("runs", runs_root=runs_dir)
     assert table.returncode == 0, table.stderr
@@ -53,8 +53,8 @@ def test_bad_arguments_exit_2(runs_dir):
     assert result.returncode == 2 and "batch_size" in result.stderr
     result = run_cli("evaluate", "no-such-run", runs_root=runs_dir)
     assert result.returncode == 2 and "no-such-run" in result.stderr
-    result = run_cli("stop", "no-such-run", runs_root=runs_dir)
-    assert result.returncode == 2 and "no-such-run" in result.stderr
+    result = run_cli("stop", "20260101-000000-mlp-abcd", runs_root=runs_dir)
+    assert result.returncode == 2 and "no run 20260101-000000-mlp-abcd" in result.stderr
 
 
 def test_evaluate_prints_and_stores(trained_run, runs_dir):
@@ -85,16 +85,16 @@ def test_stop_a_detached_run(runs_dir, reaper):
     assert stop.returncode == 0, stop.stderr
     assert "stop requested" in stop.stdout
     assert wait_state(run) == runs.STOPPED, log_of(run)
-    assert len(run.epochs()) < 20
+    assert len(fresh(run).epochs) < 20
     assert run.file("final.keras").exists()
 
 
 def test_stop_a_queued_run(runs_dir):
-    run = runs.create_run(TrainConfig.for_architecture("mlp", epochs=1, train_subset=600), runs_dir)
+    run = control.create_run(TrainConfig.for_architecture("mlp", epochs=1, train_subset=600), runs_dir)
     result = run_cli("stop", run.run_id, runs_root=runs_dir)
     assert result.returncode == 0, result.stderr
     assert "state now stopped" in result.stdout
-    assert run.state == runs.STOPPED
+    assert fresh(run).state == runs.STOPPED
 
 
 def test_continue_refuses_zero_epochs(trained_run, runs_dir):
@@ -102,6 +102,7 @@ def test_continue_refuses_zero_epochs(trained_run, runs_dir):
     result = run_cli("continue", run.run_id, "--epochs", "0", runs_root=runs_dir)
     assert result.returncode == 2
     assert "extra_epochs" in result.stderr
+    run = fresh(run)
     assert run.state == runs.FINISHED and run.config.epochs == 1
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import copy_run
 
-from mnist_core import storage
+from mnist_core import runs, storage
 from mnist_core.data import to_model_input
 from mnist_core.evaluate import evaluate_run, score, stored_evaluation
 from mnist_core.models import load_run_model
@@ -131,10 +131,11 @@ def test_evaluate_run_on_a_trained_run(trained_run, runs_dir, mnist):
 
     stored = json.loads(run.file("evaluation.json").read_text())
     assert stored["accuracy"] == result["accuracy"] and stored["count"] == 10_000
+    run = runs.read_run(run.path)
     assert stored_evaluation(run)["accuracy"] == result["accuracy"]
     assert run.summary()["test_accuracy"] == result["accuracy"]
 
     # Once the run has trained further, the stored evaluation is stale.
-    rows = run.epochs()
+    rows = list(run.epochs)
     storage.write_csv_atomic(run.file("epochs.csv"), [*rows, dict(rows[-1], epoch=2)], list(rows[0]))
-    assert stored_evaluation(run) is None
+    assert stored_evaluation(runs.read_run(run.path)) is None

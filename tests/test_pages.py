@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mnist_core import runs, ui
+from mnist_core import control, runs, ui
 from mnist_core.architectures import build_model
 from mnist_core.config import TrainConfig
 from mnist_core.data import load_mnist, split, to_model_input
@@ -26,8 +26,8 @@ def finished_root(tmp_path_factory) -> Path:
     """Return a runs folder holding one finished run: fast_cnn, 1 epoch on 1,800 images."""
     os.environ.setdefault("MNIST_DATA_DIR", str(DEFAULT_DATA))
     root = tmp_path_factory.mktemp("runs-finished")
-    run = runs.start_run(TrainConfig.for_architecture("fast_cnn", epochs=1, train_subset=1800), root)
-    assert runs.wait_for(run, timeout=180) == runs.FINISHED, run.status
+    run = control.start_run(TrainConfig.for_architecture("fast_cnn", epochs=1, train_subset=1800), root)
+    assert control.wait_for(run, timeout=180) == runs.FINISHED, runs.read_run(run.path).status
     return root
 
 
@@ -151,14 +151,14 @@ def test_train_starts_a_run_from_the_form(empty_root):
     app.button(key="train_start").click().run()
     started = runs.list_runs(empty_root)
     assert len(started) == 1 and started[0].config.train_size == 1000
-    assert runs.wait_for(started[0], timeout=120) == runs.FINISHED
+    assert control.wait_for(started[0], timeout=120) == runs.FINISHED
 
 
 def test_train_shows_a_finished_run(with_run):
     app = page("pages/2_Train.py")
-    best = max(row["val_accuracy"] for row in with_run.epochs())
+    best = max(row["val_accuracy"] for row in with_run.epochs)
     assert metric(app, "Best val accuracy") == f"{100 * best:.2f} %"
-    assert metric(app, "Epoch") == "1 / 1"
+    assert metric(app, "Epochs done") == "1 / 1"
     assert app.button(key="train_continue") is not None
     assert len(app.get("plotly_chart")) >= 2
 
@@ -246,7 +246,7 @@ def test_draw_reports_a_corrupt_model_file(finished_root, tmp_path, monkeypatch)
     assert any("cannot be loaded" in text and "best.keras" in text for text in texts(app.error))
 
 
-def test_pages_skip_a_run_with_a_damaged_config(finished_root, tmp_path, monkeypatch):
+def test_pages_show_a_run_with_a_damaged_config_as_damaged(finished_root, tmp_path, monkeypatch):
     import shutil
 
     source = runs.list_runs(finished_root)[0]
@@ -258,4 +258,5 @@ def test_pages_skip_a_run_with_a_damaged_config(finished_root, tmp_path, monkeyp
     for path in ("dashboard.py", "pages/2_Train.py", "pages/3_Compare.py"):
         app = page(path)
         assert not app.exception
-    assert [run.run_id for run in runs.list_runs(tmp_path)] == [source.run_id]
+    listed = {run.run_id: run.state for run in runs.list_runs(tmp_path)}
+    assert listed == {source.run_id: runs.FINISHED, damaged.name: runs.DAMAGED}

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TEMPLATE_CONFIG, copy_run, log_of, wait_state, wait_until
+from conftest import TEMPLATE_CONFIG, copy_run, fresh, log_of, wait_state, wait_until
 
-from mnist_core import runs, storage
+from mnist_core import control, runs, storage
 from mnist_core.config import TrainConfig
 from mnist_core.data import split, to_model_input
 from mnist_core.models import ModelFileError, load_model_file, load_run_model
@@ -64,7 +64,7 @@ def test_finished_run_records_everything(trained_run):
     steps = math.ceil(2000 / 64)
     assert batches[-1]["batch"] == steps and batches[-1]["epoch_progress"] == pytest.approx(1.0)
     assert [b["epoch_progress"] for b in batches] == sorted(b["epoch_progress"] for b in batches)
-    progress = trained_run.progress()
+    progress = trained_run.progress
     assert progress["epoch"] == 1 and progress["steps_per_epoch"] == steps
 
     summary = trained_run.summary()
@@ -119,6 +119,7 @@ def test_atomic_writes_leave_no_temp_files(trained_run):
     assert leftovers == []
     names = {path.name for path in trained_run.path.iterdir()}
     assert {"config.json", "status.json", "epochs.csv", "batches.jsonl", "best.keras", "final.keras"} <= names
+    assert sorted(path.name for path in trained_run.file("checkpoints").iterdir()) == ["epoch-0001.keras"]
     assert "stop" not in names
 
 
@@ -159,47 +160,45 @@ def test_torn_jsonl_line_is_skipped(tmp_path):
 
 
 def test_stop_a_running_run(runs_dir, reaper):
-    run = runs.start_run(TrainConfig.for_architecture(**LONG), runs_dir)
+    run = control.start_run(TrainConfig.for_architecture(**LONG), runs_dir)
     reaper.append(run)
     wait_until(lambda: run.file("progress.json").exists(), what=f"progress.json\n{log_of(run)}")
-    assert run.state == runs.RUNNING
+    assert fresh(run).state == runs.RUNNING
     # While it runs it can be neither continued nor deleted.
     with pytest.raises(RunError, match="running"):
-        runs.continue_run(run.run_id, 2, runs_dir)
+        control.continue_run(run.run_id, 2, runs_dir)
     with pytest.raises(RunError, match="running"):
-        runs.delete_run(run.run_id, runs_dir)
+        control.delete_run(run.run_id, runs_dir)
 
-    runs.request_stop(run.run_id, runs_dir)
+    assert control.request_stop(run.run_id, runs_dir).stop_requested
     assert wait_state(run) == runs.STOPPED, log_of(run)
-    done = len(run.epochs())
+    run = fresh(run)
+    done = len(run.epochs)
     assert done <= 5, f"stopped only after {done} of 20 epochs"
     assert run.status["epochs_done"] == done
     assert run.status["error"] is None
-    assert run.progress()["epoch"] <= done + 1
+    assert run.progress["epoch"] <= done + 1
     assert not run.file("stop").exists()
     model = load_run_model(run, "final")
     assert model.output_shape == (None, 10)
-    assert run.has_model()
+    assert run.has_model
 
 
-def test_killed_worker_is_reported_failed(runs_dir, reaper):
-    run = runs.start_run(TrainConfig.for_architecture(**LONG), runs_dir)
+def test_killed_worker_is_reported_failed_with_no_reader(runs_dir, reaper):
+    run = control.start_run(TrainConfig.for_architecture(**LONG), runs_dir)
     reaper.append(run)
     wait_until(lambda: run.file("progress.json").exists(), what=f"progress.json\n{log_of(run)}")
-    pid = run.status["pid"]
-    assert pid and runs._pid_alive(pid, run.run_id)
+    pid = fresh(run).status["pid"]
+    assert pid in control.run_processes(run.path) and control.worker_alive(run.path)
     os.kill(pid, signal.SIGKILL)
 
-    def reported_failed():
-        listed = {r.run_id: r for r in runs.list_runs(runs_dir)}
-        return listed[run.run_id].state == runs.FAILED
-
-    wait_until(reported_failed, timeout=30, what="the killed run to be reported failed")
+    # Only the status file is polled (read_run never changes anything): the supervisor records it by itself.
+    wait_until(lambda: runs.read_run(run.path).state == runs.FAILED, timeout=5, what="the killed run marked failed")
     again = runs.get_run(run.run_id, runs_dir)
-    assert again.state == runs.FAILED
     error = again.status["error"]
-    assert "killed" in error and str(pid) in error
+    assert "killed" in error and "SIGKILL" in error
     assert runs.list_runs(runs_dir)[0].summary()["error"] == error
+    wait_until(lambda: not control.worker_alive(run.path), timeout=5, what="the run's lock to be free")
 
 
 # ----- queue ------------------------------------------------------------------------------------------------------
@@ -207,37 +206,38 @@ def test_killed_worker_is_reported_failed(runs_dir, reaper):
 
 def test_second_run_waits_in_the_queue_then_runs_by_itself(runs_dir, reaper, monkeypatch):
     monkeypatch.setenv("MNIST_MAX_CONCURRENT_RUNS", "1")
-    first = runs.start_run(tiny_config(), runs_dir)
+    first = control.start_run(tiny_config(), runs_dir)
     reaper.append(first)
-    second = runs.start_run(tiny_config(seed=1), runs_dir)
+    second = control.start_run(tiny_config(seed=1), runs_dir)
     reaper.append(second)
     assert first.state == runs.RUNNING
     assert second.state == runs.QUEUED
-    listed = runs.list_runs(runs_dir, schedule_queue=False)
-    assert [r.run_id for r in listed] == sorted([first.run_id, second.run_id], reverse=True)
+    listed = runs.list_runs(runs_dir)
+    assert [r.run_id for r in listed] == [second.run_id, first.run_id]  # newest first, by creation time
 
     # Poll the status files only (nothing here schedules): the first worker must start the second itself.
     def second_done():
-        second_state = runs.Run(second.path).state
-        first_state = runs.Run(first.path).state
+        second_state = runs.read_run(second.path).state
+        first_state = runs.read_run(first.path).state
         if second_state != runs.QUEUED:
             assert first_state in runs.DONE_STATES, "the second run started while the first was still running"
         return second_state in runs.DONE_STATES
 
     wait_until(second_done, poll=0.1, what=f"the queued run to finish\n{log_of(first)}\n{log_of(second)}")
+    first, second = fresh(first), fresh(second)
     assert first.state == runs.FINISHED, log_of(first)
     assert second.state == runs.FINISHED, log_of(second)
     assert second.status["started"] >= first.status["ended"]
-    assert len(second.epochs()) == 1
+    assert len(second.epochs) == 1
 
 
 def test_stopping_a_queued_run_needs_no_worker(runs_dir):
-    run = runs.create_run(tiny_config(), runs_dir)
+    run = control.create_run(tiny_config(), runs_dir)
     assert run.state == runs.QUEUED
-    runs.request_stop(run.run_id, runs_dir)
-    assert run.state == runs.STOPPED
-    assert run.status["pid"] is None
-    runs.delete_run(run.run_id, runs_dir)
+    stopped = control.request_stop(run.run_id, runs_dir)
+    assert stopped.state == runs.STOPPED
+    assert stopped.status["pid"] is None
+    control.delete_run(run.run_id, runs_dir)
     assert not run.path.exists()
 
 
@@ -248,10 +248,10 @@ def test_continue_a_finished_run(trained_run, runs_dir, reaper):
     run = copy_run(trained_run, runs_dir)
     reaper.append(run)
     _, before = read_epochs_csv(run)
-    batches_before = len(run.batches())
-    runs.continue_run(run.run_id, 2, runs_dir)
-    assert run.config.epochs == 3
+    batches_before = len(storage.read_jsonl(run.file("batches.jsonl")))
+    assert control.continue_run(run.run_id, 2, runs_dir).config.epochs == 3
     assert wait_state(run) == runs.FINISHED, log_of(run)
+    run = fresh(run)
 
     header, rows = read_epochs_csv(run)
     assert header == EXPECTED_COLUMNS
@@ -267,23 +267,23 @@ def test_continue_a_finished_run(trained_run, runs_dir, reaper):
     assert float(rows[1]["learning_rate"]) > 0
     assert float(rows[2]["val_loss"]) < float(rows[0]["val_loss"])
     assert float(rows[1]["loss"]) < float(rows[0]["loss"])
-    assert len(run.batches()) > batches_before
-    assert run.batches()[-1]["epoch_progress"] == pytest.approx(3.0)
+    batches = storage.read_jsonl(run.file("batches.jsonl"))
+    assert len(batches) > batches_before
+    assert batches[-1]["epoch_progress"] == pytest.approx(3.0)
 
 
 def test_invalid_continue_raises(trained_run, runs_dir):
     run = copy_run(trained_run, runs_dir)
     for bad in (0, -1, True, 1.5):
         with pytest.raises(RunError, match="extra_epochs"):
-            runs.continue_run(run.run_id, bad, runs_dir)
-    queued = runs.create_run(tiny_config(), runs_dir)
+            control.continue_run(run.run_id, bad, runs_dir)
+    with pytest.raises(RunError, match="all 1 planned epochs"):
+        control.continue_run(run.run_id, None, runs_dir)
+    queued = control.create_run(tiny_config(), runs_dir)
     with pytest.raises(RunError, match="queued"):
-        runs.continue_run(queued.run_id, 2, runs_dir)
-    no_model = runs.create_run(tiny_config(), runs_dir)
-    runs.update_status(no_model, state=runs.STOPPED)
-    with pytest.raises(RunError, match="no saved model"):
-        runs.continue_run(no_model.run_id, 2, runs_dir)
+        control.continue_run(queued.run_id, 2, runs_dir)
     # Nothing was changed by the refused calls.
+    run, queued = fresh(run), fresh(queued)
     assert run.config.epochs == 1 and run.state == runs.FINISHED
     assert queued.config.epochs == 1
 
@@ -292,28 +292,30 @@ def test_invalid_continue_raises(trained_run, runs_dir):
 
 
 def test_unknown_run_ids(runs_dir):
-    runs.create_run(tiny_config(), runs_dir)
-    for bad in ("nope", "", "../etc", "a/b"):
-        with pytest.raises(RunError):
+    runs_dir.parent.joinpath("config.json").write_text("{}")  # a folder above the runs that looks like a run
+    run = control.create_run(tiny_config(), runs_dir)
+    for bad in ("nope", "", "..", ".", "../etc", "a/b", run.run_id + "/..", "x" * 300, f"../{runs_dir.name}"):
+        with pytest.raises(RunError) as caught:
             runs.get_run(bad, runs_dir)
-    with pytest.raises(RunError):
-        runs.request_stop("nope", runs_dir)
+        assert len(str(caught.value)) < 160  # one line, even for a 300-character id
+    with pytest.raises(RunError, match="no run 20260101-000000-mlp-abcd"):
+        control.request_stop("20260101-000000-mlp-abcd", runs_dir)
 
 
 def test_runs_root_comes_from_env(runs_dir):
-    run = runs.create_run(tiny_config())  # no root: MNIST_RUNS_DIR (this test's folder)
+    run = control.create_run(tiny_config())  # no root: MNIST_RUNS_DIR (this test's folder)
     assert run.path.parent == runs_dir.resolve()
     assert runs.get_run(run.run_id).path == run.path
-    assert [r.run_id for r in runs.list_runs(schedule_queue=False)] == [run.run_id]
+    assert [r.run_id for r in runs.list_runs()] == [run.run_id]
 
 
 def test_corrupt_model_file_names_the_file(runs_dir):
-    run = runs.create_run(tiny_config(), runs_dir)
+    run = control.create_run(tiny_config(), runs_dir)
     with pytest.raises(RunError, match="no saved model"):
         load_run_model(run)
     run.file("best.keras").write_bytes(os.urandom(4096))
     with pytest.raises(ModelFileError) as caught:
-        load_run_model(run, "best")
+        load_run_model(fresh(run), "best")
     assert str(run.file("best.keras")) in str(caught.value)
     with pytest.raises(ModelFileError, match="no model file"):
         load_model_file(runs_dir / "missing.keras")

@@ -26,7 +26,7 @@ if not os.environ.get("MNIST_DATA_DIR", "").strip():
 
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
-from mnist_core import runs  # noqa: E402
+from mnist_core import control, runs  # noqa: E402
 
 from .streamlit_browser import (  # noqa: E402
     CHROMIUM,
@@ -47,19 +47,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def live_worker(run: runs.Run) -> int | None:
-    """Return the pid of the run's training process while it is alive (its command line names the run)."""
-    pid = run.status.get("pid")
-    if not pid:
-        return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
-    return pid if run.run_id in cmdline and state not in ("Z", "X") else None
 
 
 @pytest.fixture(scope="session")
@@ -96,9 +83,8 @@ def server(tmp_path_factory) -> Server:
         time.sleep(0.25)
     yield instance
     instance.stop()
-    for run in runs.list_runs(runs_dir, schedule_queue=False):
-        pid = live_worker(run)
-        if pid:  # a test that failed half-way leaves no training process behind
+    for run in runs.list_runs(runs_dir):
+        for pid in control.run_processes(run.path):  # a test that failed half-way leaves no training behind
             os.kill(pid, signal.SIGKILL)
     if not instance.log_checked:  # the log test did not run (deselected or failed before): check here
         problems = instance.log_problems()

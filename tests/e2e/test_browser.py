@@ -13,7 +13,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from mnist_core import runs
+from mnist_core import control, runs
 from mnist_core.config import TrainConfig
 
 from .streamlit_browser import no_exception, open_page, plotly_traces, selectbox, wait_for_app, wait_until
@@ -51,7 +51,7 @@ def page_id(path: str) -> str:
 @pytest.mark.parametrize("path", PAGES, ids=page_id)
 def test_page_without_runs(page: Page, server, path):
     """Each page opens without an exception and says what to do when there are no runs yet."""
-    assert not runs.list_runs(server.runs_dir, schedule_queue=False), "this test needs the empty runs folder"
+    assert not runs.list_runs(server.runs_dir), "this test needs the empty runs folder"
     open_page(page, server, path)
     expect(page.locator("h1").first).to_contain_text(TITLES[path])
     expect(page).to_have_title("MNIST studio" if path == "/" else f"{TITLES[path]} · MNIST studio")
@@ -153,14 +153,14 @@ def test_train_live_reload_and_stop(page: Page, context, server, shoot):
 @pytest.fixture(scope="session")
 def finished_runs(server) -> tuple[runs.Run, runs.Run]:
     """Return two finished runs: fast_cnn 2 epochs on all 54,000 images (~98.5 %), and a CNN 2 epochs on 5,400."""
-    quick = runs.start_run(TrainConfig.for_architecture("fast_cnn", epochs=2), server.runs_dir)
-    small = runs.start_run(
+    quick = control.start_run(TrainConfig.for_architecture("fast_cnn", epochs=2), server.runs_dir)
+    small = control.start_run(
         TrainConfig.for_architecture("cnn", epochs=2, optimizer="adam", train_subset=5400), server.runs_dir
     )
     for run in (quick, small):
-        state = runs.wait_for(run, timeout=TRAINING_TIMEOUT)
-        assert state == runs.FINISHED, f"{run.run_id} ended {state}: {run.status}\n{run.file('log.txt').read_text()}"
-    return quick, small
+        state = control.wait_for(run, timeout=TRAINING_TIMEOUT)
+        assert state == runs.FINISHED, f"{run.run_id} ended {state}: {run.file('log.txt').read_text()}"
+    return runs.read_run(quick.path), runs.read_run(small.path)
 
 
 def ready_canvas(page: Page) -> dict:

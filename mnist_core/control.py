@@ -1,0 +1,320 @@
+"""Changing runs: create, start, stop, continue, delete, and the queue that starts workers.
+
+Every state change goes through `transition`, which checks the change is allowed and writes status.json
+under the runs folder's lock, so two clicks, two tabs or two processes can never both win.
+
+Liveness is a lock, not a pid: `schedule` takes the run's worker.lock before it starts the supervisor
+process and hands the lock over to it; the supervisor's worker inherits it. The lock is free only when
+both are gone, however they died, so a reused pid or a zombie can never pass for a live worker. The
+supervisor waits for its worker, records how it ended when the worker could not (killed, out of memory,
+disk full), then starts the next queued run: nobody has to be reading for the queue to move.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mnist_core import runfiles, storage
+from mnist_core.config import TrainConfig, max_concurrent_runs
+from mnist_core.runs import (
+    ACTIVE_STATES,
+    DONE_STATES,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    STOPPED,
+    Run,
+    RunError,
+    is_run_folder,
+    read_run,
+    resolve_root,
+    run_path,
+)
+
+LOCK_FD_ENV = "MNIST_WORKER_LOCK_FD"  # the fd number of the inherited worker.lock, for the supervisor
+
+
+class StorageError(RunError):
+    """The disk refused a write (full, read-only, no permission); the message says which and why."""
+
+
+def now_iso() -> str:
+    """Return the current UTC time as an ISO 8601 string (milliseconds)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def storage_error(error: OSError, what: str) -> StorageError:
+    """Return a one-line StorageError for an OSError met while doing `what`."""
+    reason = error.strerror or str(error)
+    return StorageError(f"cannot {what}: {reason}" + (f" ({error.filename})" if error.filename else ""))
+
+
+@contextmanager
+def locked(root: Path):
+    """Hold the runs folder's lock: one state change at a time, across processes."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / runfiles.ROOT_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _write_status(path: Path, status: dict) -> None:
+    """Write status.json (caller holds the lock); StorageError when the disk refuses."""
+    try:
+        storage.write_json_atomic(path / runfiles.STATUS, status)
+    except OSError as error:
+        raise storage_error(error, f"record the state of run {path.name}") from error
+
+
+def _current(path: Path) -> Run:
+    """Return a fresh snapshot of the run at `path`; RunError when it is damaged."""
+    run = read_run(path)
+    if run.damaged:
+        raise RunError(f"run {run.run_id} is damaged ({run.problem}); it can only be deleted")
+    return run
+
+
+def _transition_locked(path: Path, to: str, allowed: tuple[str, ...], **changes) -> dict:
+    """Move the run at `path` to state `to` if it is in one of `allowed` (caller holds the lock)."""
+    run = _current(path)
+    if run.state not in allowed:
+        raise RunError(f"run {run.run_id} is {run.state}; it cannot become {to}")
+    status = {**run.status, "state": to, **changes}
+    _write_status(path, status)
+    return status
+
+
+def transition(path: Path, to: str, allowed: tuple[str, ...], **changes) -> dict:
+    """Move the run at `path` to state `to` if it is in one of `allowed`; return the new status."""
+    with locked(path.parent):
+        return _transition_locked(path, to, allowed, **changes)
+
+
+def update_status(path: Path, **changes) -> dict:
+    """Merge fields other than the state into the run's status.json under the lock; return it."""
+    with locked(path.parent):
+        status = {**_current(path).status, **changes}
+        _write_status(path, status)
+        return status
+
+
+def create_run(config: TrainConfig, root: Path | str | None = None) -> Run:
+    """Return a new queued run folder for `config` (validated); nothing is started yet.
+
+    The folder is filled under a hidden name and renamed into place, so a reader never meets a half-made
+    run and a failed write (disk full) leaves nothing behind."""
+    config = config.validated()
+    root = resolve_root(root)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    final = root / f"{stamp}-{config.architecture}-{secrets.token_hex(2)}"
+    staging = root / f"{runfiles.CREATING_PREFIX}{final.name}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        staging.mkdir()
+        storage.write_json_atomic(staging / runfiles.CONFIG, config.to_dict())
+        status = {"state": QUEUED, "error": None, "pid": None, "created": now_iso(), "epochs_done": 0}
+        storage.write_json_atomic(staging / runfiles.STATUS, status)
+        staging.rename(final)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise storage_error(error, "create the run") from error
+    return read_run(final)
+
+
+def start_run(config: TrainConfig, root: Path | str | None = None) -> Run:
+    """Return a new run for `config`, queued and started in its own process when a slot is free."""
+    run = create_run(config, root)
+    schedule(run.path.parent)
+    return read_run(run.path)
+
+
+def request_stop(run_id: str, root: Path | str | None = None) -> Run:
+    """Ask run `run_id` to stop (honoured within one batch); a queued run is stopped at once."""
+    path = run_path(run_id, root)
+    with locked(path.parent):
+        run = _current(path)
+        if run.state == QUEUED:
+            _transition_locked(path, STOPPED, (QUEUED,), ended=now_iso(), error=None)
+        elif run.state == RUNNING:
+            try:
+                (path / runfiles.STOP).write_text(now_iso())
+            except OSError as error:
+                raise storage_error(error, f"ask run {run_id} to stop") from error
+    return read_run(path)
+
+
+def continue_run(run_id: str, extra_epochs: int | None = None, root: Path | str | None = None) -> Run:
+    """Queue run `run_id` to train on from its last finished epoch: to its planned epochs (None) or
+    `extra_epochs` past the epochs it has finished. Its curves go on; a partial epoch is trained again."""
+    if extra_epochs is not None and (isinstance(extra_epochs, bool) or not isinstance(extra_epochs, int)):
+        raise RunError(f"extra_epochs: must be a whole number >= 1, got {extra_epochs!r}")
+    if extra_epochs is not None and extra_epochs < 1:
+        raise RunError(f"extra_epochs: must be a whole number >= 1, got {extra_epochs!r}")
+    path = run_path(run_id, root)
+    with locked(path.parent):
+        run = _current(path)
+        if run.state in ACTIVE_STATES:
+            raise RunError(f"run {run_id} is {run.state}; wait for it to end or stop it first")
+        done = len(run.epochs)
+        target = done + extra_epochs if extra_epochs is not None else run.config.epochs
+        if target <= done:
+            raise RunError(f"run {run_id} has trained all {done} planned epochs; ask for more epochs")
+        if done and not run.has_model:
+            raise RunError(f"run {run_id} has no saved model to continue from")
+        config = TrainConfig.from_dict({**run.config.to_dict(), "epochs": target})
+        try:
+            storage.write_json_atomic(path / runfiles.CONFIG, config.to_dict())
+            (path / runfiles.STOP).unlink(missing_ok=True)
+        except OSError as error:
+            raise storage_error(error, f"continue run {run_id}") from error
+        _transition_locked(path, QUEUED, DONE_STATES, error=None, pid=None, ended=None, continued_at_epoch=done)
+    schedule(path.parent)
+    return read_run(path)
+
+
+def delete_run(run_id: str, root: Path | str | None = None) -> None:
+    """Delete a run that is not queued or running (a damaged run too); RunError otherwise."""
+    path = run_path(run_id, root)
+    with locked(path.parent):
+        run = read_run(path)
+        if not run.damaged and run.state in ACTIVE_STATES:
+            raise RunError(f"run {run_id} is {run.state}; stop it before deleting it")
+        if worker_alive(path):
+            raise RunError(f"run {run_id} still has a training process; stop it before deleting it")
+        shutil.rmtree(path)
+
+
+def _try_worker_lock(path: Path) -> int | None:
+    """Return an fd holding the run's worker.lock, or None when a supervisor or worker holds it."""
+    fd = os.open(path / runfiles.WORKER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def worker_alive(path: Path) -> bool:
+    """Return True while the run's supervisor or worker process lives (it holds worker.lock)."""
+    if not (path / runfiles.WORKER_LOCK).exists():
+        return False
+    fd = _try_worker_lock(path)
+    if fd is None:
+        return True
+    os.close(fd)
+    return False
+
+
+def run_processes(path: Path) -> list[int]:
+    """Return the pids of the run's live worker and supervisor (their command lines name the run folder)."""
+    try:
+        status = read_run(path).status
+    except OSError:
+        return []
+    live = []
+    for pid in (status.get("pid"), status.get("supervisor_pid")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace") if pid else ""
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] if cmdline else "X"
+        except (OSError, IndexError):
+            continue
+        if str(path) in cmdline.split("\0") and state not in ("Z", "X"):
+            live.append(pid)
+    return live
+
+
+def _launch(path: Path, lock_fd: int) -> None:
+    """Start the run's supervisor process, detached, handing it the held worker lock."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **{LOCK_FD_ENV: str(lock_fd)})
+    env.pop("MPLBACKEND", None)
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))
+    with open(path / runfiles.LOG, "a") as log:
+        # The supervisor forks at once and its first process exits: waiting for it leaves no zombie here.
+        subprocess.run(
+            [sys.executable, "-m", "mnist_core.supervisor", str(path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=package_parent,
+            env=env,
+            pass_fds=(lock_fd,),
+            start_new_session=True,  # survives the page, the server and Ctrl-C in the terminal
+            check=True,
+        )
+
+
+def _lost_worker_message(run: Run) -> str:
+    """Return the error recorded for a running run whose processes are all gone without a word."""
+    return (
+        f"the training process ended without a word after {len(run.epochs)} epoch(s): it was killed, ran out of "
+        "memory, or the machine restarted. Everything up to the last finished epoch is kept; continue the run "
+        "to train on."
+    )
+
+
+def schedule(root: Path | str | None = None) -> list[str]:
+    """Mark running runs with no live process failed, then start queued runs, oldest first, while fewer
+    than the limit are running; return the ids started."""
+    root = resolve_root(root)
+    if not root.is_dir():
+        return []
+    started = []
+    with locked(root):
+        folders = sorted(path for path in root.iterdir() if is_run_folder(path))
+        snapshots = [read_run(path) for path in folders]
+        live = 0
+        for run in snapshots:
+            if run.damaged or run.state != RUNNING:
+                continue
+            if worker_alive(run.path):
+                live += 1
+            else:
+                _transition_locked(run.path, FAILED, (RUNNING,), ended=now_iso(), error=_lost_worker_message(run))
+        queued = sorted(
+            (run for run in snapshots if not run.damaged and run.state == QUEUED),
+            key=lambda run: (run.status.get("created") or "", run.run_id),
+        )
+        for run in queued:
+            if live >= max_concurrent_runs():
+                break
+            lock_fd = _try_worker_lock(run.path)
+            if lock_fd is None:
+                continue  # its previous worker is still exiting; its supervisor schedules again after it
+            try:
+                _transition_locked(run.path, RUNNING, (QUEUED,), pid=None, started=now_iso(), error=None)
+                _launch(run.path, lock_fd)
+            except (OSError, subprocess.CalledProcessError) as error:
+                with suppress(RunError):
+                    _transition_locked(run.path, FAILED, (RUNNING,), ended=now_iso(), error=f"cannot start: {error}")
+                raise StorageError(f"cannot start run {run.run_id}: {error}") from error
+            finally:
+                os.close(lock_fd)
+            started.append(run.run_id)
+            live += 1
+    return started
+
+
+def wait_for(run: Run, states=DONE_STATES, timeout: float = 600.0, poll: float = 0.2) -> str:
+    """Return the run's state once it is in `states` (reading only); TimeoutError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = read_run(run.path).state
+        if state in states:
+            return state
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {run.run_id} still {state} after {timeout:.0f} s")
+        time.sleep(poll)

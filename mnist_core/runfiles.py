@@ -1,0 +1,54 @@
+"""The files of a run folder, named once: every reader and writer of a run uses these constants.
+
+A run folder (plain files other tools can read):
+    config.json       the TrainConfig
+    status.json       state (queued/running/finished/stopped/failed), error, pids, times, epochs done
+    progress.json     the trainer's latest position (epoch, batch, running loss/accuracy), ~1 s fresh
+    epochs.csv        one row per epoch: loss, accuracy, val_loss, val_accuracy, seconds, elapsed, lr
+    batches.jsonl     the running per-batch curve, a JSON object per line
+    checkpoints/      epoch-NNNN.keras: the model and optimizer after the last finished epoch (resume point)
+    best.keras        the model with the best validation accuracy so far
+    final.keras       the model when training ended (finished or stopped)
+    evaluation.json   the test-set evaluation, once computed
+    tensorboard/      TensorBoard event files (`tensorboard --logdir runs`)
+    log.txt           the training process's output (tracebacks end up here)
+    stop              present while a stop has been asked for
+    worker.lock       flock-held by the run's supervisor and worker for as long as either lives
+"""
+
+from __future__ import annotations
+
+import re
+
+CONFIG = "config.json"
+STATUS = "status.json"
+PROGRESS = "progress.json"
+EPOCHS = "epochs.csv"
+BATCHES = "batches.jsonl"
+CHECKPOINTS = "checkpoints"
+BEST_MODEL = "best.keras"
+FINAL_MODEL = "final.keras"
+EVALUATION = "evaluation.json"
+TENSORBOARD = "tensorboard"
+LOG = "log.txt"
+STOP = "stop"
+WORKER_LOCK = "worker.lock"
+
+# In the runs folder itself: the lock every state change holds, and the prefix of folders being created.
+ROOT_LOCK = ".lock"
+CREATING_PREFIX = ".creating-"
+
+EPOCH_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "elapsed", "learning_rate"]
+CHECKPOINT_PATTERN = re.compile(r"^epoch-(\d{4,})\.keras$")
+# What create_run names a folder: YYYYmmdd-HHMMSS-<architecture>-<4 hex digits>.
+RUN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[a-z0-9_]{1,40}-[0-9a-f]{4}$")
+
+
+def checkpoint_name(epoch: int) -> str:
+    """Return the file name of the checkpoint taken at the end of `epoch` (1-based)."""
+    return f"epoch-{epoch:04d}.keras"
+
+
+def is_temp_file(name: str) -> bool:
+    """Return True for a temp file an atomic write leaves behind when its process is killed."""
+    return name.startswith(".") and ".tmp" in name
