@@ -16,6 +16,8 @@ RUNS_DIR_ENV = "MNIST_RUNS_DIR"
 MAX_CONCURRENT_ENV = "MNIST_MAX_CONCURRENT_RUNS"
 DEFAULT_RUNS_DIR = "runs"
 DEFAULT_MAX_CONCURRENT_RUNS = 1  # two cores: a second run would only halve both
+MAX_QUEUED_ENV = "MNIST_MAX_QUEUED_PER_SESSION"
+DEFAULT_MAX_QUEUED_PER_SESSION = 3  # in a shared classroom, one browser cannot fill the queue
 
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
@@ -147,3 +149,12 @@ def max_concurrent_runs() -> int:
         return max(1, int(raw)) if raw.strip() else DEFAULT_MAX_CONCURRENT_RUNS
     except ValueError:
         return DEFAULT_MAX_CONCURRENT_RUNS
+
+
+def max_queued_per_owner() -> int:
+    """Return how many runs one browser session may have queued or running (MNIST_MAX_QUEUED_PER_SESSION)."""
+    raw = os.environ.get(MAX_QUEUED_ENV, "")
+    try:
+        return max(1, int(raw)) if raw.strip() else DEFAULT_MAX_QUEUED_PER_SESSION
+    except ValueError:
+        return DEFAULT_MAX_QUEUED_PER_SESSION

@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mnist_core import runfiles, storage
-from mnist_core.config import TrainConfig, max_concurrent_runs
+from mnist_core.access import Actor
+from mnist_core.config import TrainConfig, max_concurrent_runs, max_queued_per_owner
 from mnist_core.runs import (
     ACTIVE_STATES,
     DONE_STATES,
@@ -34,6 +35,7 @@ from mnist_core.runs import (
     STOPPED,
     Run,
     RunError,
+    cached_run,
     is_run_folder,
     read_run,
     resolve_root,
@@ -78,12 +80,19 @@ def _write_status(path: Path, status: dict) -> None:
         raise storage_error(error, f"record the state of run {path.name}") from error
 
 
-def _current(path: Path) -> Run:
-    """Return a fresh snapshot of the run at `path`; RunError when it is damaged."""
+def _current(path: Path, actor: Actor | None = None, verb: str = "change") -> Run:
+    """Return a fresh snapshot of the run at `path`; RunError when it is damaged or `actor` may not `verb` it."""
     run = read_run(path)
     if run.damaged:
         raise RunError(f"run {run.run_id} is damaged ({run.problem}); it can only be deleted")
+    _check_actor(run, actor, verb)
     return run
+
+
+def _check_actor(run: Run, actor: Actor | None, verb: str) -> None:
+    """Raise RunError unless `actor` (None: the command line, trusted) may `verb` the run."""
+    if actor is not None and not actor.may_control(run.status.get("owner")):
+        raise RunError(f"only the browser session that started run {run.run_id} (or an admin) may {verb} it")
 
 
 def _transition_locked(path: Path, to: str, allowed: tuple[str, ...], **changes) -> dict:
@@ -110,8 +119,24 @@ def update_status(path: Path, **changes) -> dict:
         return status
 
 
-def create_run(config: TrainConfig, root: Path | str | None = None) -> Run:
-    """Return a new queued run folder for `config` (validated); nothing is started yet.
+def _check_quota(root: Path, actor: Actor | None) -> None:
+    """Raise RunError when `actor` (not an admin) already has as many runs queued or running as one may."""
+    if actor is None or actor.admin:
+        return
+    waiting = [
+        run
+        for run in (cached_run(path) for path in root.iterdir() if is_run_folder(path))
+        if not run.damaged and run.state in ACTIVE_STATES and run.status.get("owner") == actor.id
+    ]
+    if len(waiting) >= max_queued_per_owner():
+        raise RunError(
+            f"you already have {len(waiting)} runs queued or running, the most one session may have; "
+            "wait for one to end or stop one"
+        )
+
+
+def create_run(config: TrainConfig, root: Path | str | None = None, actor: Actor | None = None) -> Run:
+    """Return a new queued run folder for `config` (validated), owned by `actor`; nothing is started yet.
 
     The folder is filled under a hidden name and renamed into place, so a reader never meets a half-made
     run and a failed write (disk full) leaves nothing behind."""
@@ -122,29 +147,31 @@ def create_run(config: TrainConfig, root: Path | str | None = None) -> Run:
     staging = root / f"{runfiles.CREATING_PREFIX}{final.name}"
     try:
         root.mkdir(parents=True, exist_ok=True)
-        staging.mkdir()
-        storage.write_json_atomic(staging / runfiles.CONFIG, config.to_dict())
-        status = {"state": QUEUED, "error": None, "pid": None, "created": now_iso(), "epochs_done": 0}
-        storage.write_json_atomic(staging / runfiles.STATUS, status)
-        staging.rename(final)
+        with locked(root):
+            _check_quota(root, actor)
+            staging.mkdir()
+            storage.write_json_atomic(staging / runfiles.CONFIG, config.to_dict())
+            status = {"state": QUEUED, "error": None, "pid": None, "created": now_iso(), "epochs_done": 0}
+            storage.write_json_atomic(staging / runfiles.STATUS, {**status, "owner": actor.id if actor else None})
+            staging.rename(final)
     except OSError as error:
         shutil.rmtree(staging, ignore_errors=True)
         raise storage_error(error, "create the run") from error
     return read_run(final)
 
 
-def start_run(config: TrainConfig, root: Path | str | None = None) -> Run:
-    """Return a new run for `config`, queued and started in its own process when a slot is free."""
-    run = create_run(config, root)
+def start_run(config: TrainConfig, root: Path | str | None = None, actor: Actor | None = None) -> Run:
+    """Return a new run for `config` owned by `actor`, queued and started in its own process when a slot is free."""
+    run = create_run(config, root, actor)
     schedule(run.path.parent)
     return read_run(run.path)
 
 
-def request_stop(run_id: str, root: Path | str | None = None) -> Run:
+def request_stop(run_id: str, root: Path | str | None = None, actor: Actor | None = None) -> Run:
     """Ask run `run_id` to stop (honoured within one batch); a queued run is stopped at once."""
     path = run_path(run_id, root)
     with locked(path.parent):
-        run = _current(path)
+        run = _current(path, actor, "stop")
         if run.state == QUEUED:
             _transition_locked(path, STOPPED, (QUEUED,), ended=now_iso(), error=None)
         elif run.state == RUNNING:
@@ -155,7 +182,9 @@ def request_stop(run_id: str, root: Path | str | None = None) -> Run:
     return read_run(path)
 
 
-def continue_run(run_id: str, extra_epochs: int | None = None, root: Path | str | None = None) -> Run:
+def continue_run(
+    run_id: str, extra_epochs: int | None = None, root: Path | str | None = None, actor: Actor | None = None
+) -> Run:
     """Queue run `run_id` to train on from its last finished epoch: to its planned epochs (None) or
     `extra_epochs` past the epochs it has finished. Its curves go on; a partial epoch is trained again."""
     if extra_epochs is not None and (isinstance(extra_epochs, bool) or not isinstance(extra_epochs, int)):
@@ -164,7 +193,7 @@ def continue_run(run_id: str, extra_epochs: int | None = None, root: Path | str 
         raise RunError(f"extra_epochs: must be a whole number >= 1, got {extra_epochs!r}")
     path = run_path(run_id, root)
     with locked(path.parent):
-        run = _current(path)
+        run = _current(path, actor, "continue")
         if run.state in ACTIVE_STATES:
             raise RunError(f"run {run_id} is {run.state}; wait for it to end or stop it first")
         done = len(run.epochs)
@@ -184,11 +213,12 @@ def continue_run(run_id: str, extra_epochs: int | None = None, root: Path | str 
     return read_run(path)
 
 
-def delete_run(run_id: str, root: Path | str | None = None) -> None:
+def delete_run(run_id: str, root: Path | str | None = None, actor: Actor | None = None) -> None:
     """Delete a run that is not queued or running (a damaged run too); RunError otherwise."""
     path = run_path(run_id, root)
     with locked(path.parent):
         run = read_run(path)
+        _check_actor(run, actor, "delete")
         if not run.damaged and run.state in ACTIVE_STATES:
             raise RunError(f"run {run_id} is {run.state}; stop it before deleting it")
         if worker_alive(path):

@@ -34,6 +34,7 @@ STATUS_FIELDS = {
     "epochs_done": int,
     "best_val_accuracy": (*_NUMBER, type(None)),
     "continued_at_epoch": (int, type(None)),
+    "owner": (str, type(None)),
 }
 PROGRESS_FIELDS = {"epoch": int, "batch": int, "steps_per_epoch": int, "loss": _NUMBER, "accuracy": _NUMBER}
 EVALUATION_FIELDS = {"accuracy": _NUMBER, "loss": _NUMBER, "count": int, "confusion_matrix": list, "per_class": list}

@@ -10,6 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ chat
 import streamlit as st
 
 from mnist_core import control, explore, runs
+from mnist_core.access import Actor
 from mnist_core.data import DataError, load_mnist
 
 STATE_ICONS = {"queued": "🕓", "running": "🏃", "finished": "✅", "stopped": "⏹️", "failed": "❌", "damaged": "⚠️"}
@@ -55,6 +56,11 @@ def recover_runs() -> list[str]:
         return control.schedule()
     except runs.RunError:
         return []  # a full or read-only disk: the pages still show everything; actions say why they fail
+
+
+def actor() -> Actor:
+    """Return who this browser session acts as (recorded as the owner of the runs it starts)."""
+    return Actor(None, admin=True)
 
 
 def act(action, *args, **kwargs):

@@ -87,7 +87,7 @@ with settings:
         except ConfigError as error:
             st.error(f"Cannot start: {error}")
         else:
-            run = ui.act(control.start_run, config)
+            run = ui.act(control.start_run, config, actor=ui.actor())
             if run is not None:
                 st.session_state["train_run"] = run.run_id
                 st.query_params["run"] = run.run_id
@@ -128,13 +128,13 @@ def show_run(run_id: str, was_active: bool) -> None:
     metric_columns[3].metric("Best val accuracy", ui.percent(best))
 
     if state in runs.ACTIVE_STATES:
-        if st.button("⏹ Stop", key="train_stop") and ui.act(control.request_stop, run.run_id):
+        if st.button("⏹ Stop", key="train_stop") and ui.act(control.request_stop, run.run_id, actor=ui.actor()):
             st.toast("Stop requested: it stops after the current batch.")
     elif run.has_model:
         extra_column, button_column = st.columns([1, 1], vertical_alignment="bottom")
         extra = extra_column.number_input("More epochs", 1, 1000, 2, key="train_more_epochs")
         if button_column.button("▶ Continue training", key="train_continue") and ui.act(
-            control.continue_run, run.run_id, int(extra)
+            control.continue_run, run.run_id, int(extra), actor=ui.actor()
         ):
             st.rerun()
 
