@@ -1,19 +1,22 @@
-"""A run's running (per-batch) curve, read incrementally and shared by every page and tab of the server.
+"""A run's curves for the live view, read incrementally and built once per server, not once per tab.
 
 The trainer appends a line to batches.jsonl every second or so; thirty tabs watching one run must not
 re-read and re-parse the whole file thirty times a second. Each file is followed once per server: only
 the bytes added since the last look are parsed, and charts get a downsampled copy of at most MAX_POINTS.
+Figures are built once per version of the data and shared by every tab (they are only read).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mnist_core import runfiles
+from mnist_core import charts, reference, runfiles
+from mnist_core.runs import Run, read_run
 
 MAX_POINTS = 400  # a chart a few hundred pixels wide shows no more
 
@@ -79,3 +82,43 @@ def running_curve(run_path: Path) -> tuple[tuple[dict, ...], int]:
                 return tail.sampled, tail.skipped
             tail.sampled = downsample(tail.rows)
         return tail.sampled, tail.skipped
+
+
+@functools.lru_cache(maxsize=64)
+def _running_figure(run_path: str, version: tuple):
+    """Return the running-curve figure of the run at `run_path` as of `version` (built once per version)."""
+    rows, _ = running_curve(Path(run_path))
+    return charts.batch_curve_figure(list(rows))
+
+
+def running_figure(run_path: Path):
+    """Return (the running-curve figure, lines skipped as unreadable), or (None, 0) before the first point.
+
+    One figure per version of the curve for the whole server: thirty tabs share it."""
+    rows, skipped = running_curve(run_path)
+    if not rows:
+        return None, skipped
+    return _running_figure(str(run_path), (len(rows), rows[-1]["epoch_progress"])), skipped
+
+
+@functools.lru_cache(maxsize=64)
+def _epoch_figures(run_path: str, version: tuple, overlay: str | None):
+    """Return the (loss, accuracy) figures of one run's epochs as of `version`, with a published overlay."""
+    run = read_run(Path(run_path))
+    series = [charts.Series(run.run_id, list(run.epochs))]
+    if overlay:
+        curve = reference.published_curve(overlay)[: max(run.config.epochs, len(run.epochs))]
+        series.append(charts.Series(f"published {overlay}", curve, dashed=True, color="#888888"))
+    return charts.curves_figure(series, "loss"), charts.curves_figure(series, "accuracy")
+
+
+def epoch_figures(run: Run, overlay: bool):
+    """Return the (loss, accuracy) figures of `run`'s epochs, with the walkthrough's published curve when
+    `overlay` and there is one; None when there is nothing to draw. Built once per version of epochs.csv."""
+    published = (
+        run.config.architecture if overlay and run.config.architecture in reference.published_architectures() else None
+    )
+    if not run.epochs and not published:
+        return None
+    version = (len(run.epochs), run.epochs[-1]["elapsed"] if run.epochs else None, run.config.epochs)
+    return _epoch_figures(str(run.path), version, published)

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from mnist_core import charts, control, curves, reference, runs, ui
+from mnist_core import control, curves, reference, runs, ui
 from mnist_core.architectures import ARCHITECTURES, PRESETS, PUBLISHED_KEYS, get_architecture
 from mnist_core.config import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS, TRAIN_SPLIT_SIZE, ConfigError, TrainConfig
 
@@ -118,14 +118,12 @@ def show_run(run_id: str, was_active: bool) -> None:
         st.info("Queued: it starts as soon as the run ahead of it ends.")
     done_fraction = runs.progress_fraction(run)
     st.progress(done_fraction, text=ui.progress_text(run))
-    seconds = [row["seconds"] for row in epochs_rows]
-    best = max((row["val_accuracy"] for row in epochs_rows), default=None)
     metric_columns = st.columns(4)
     epoch = progress.get("epoch", len(epochs_rows)) if state == runs.RUNNING else len(epochs_rows)
     metric_columns[0].metric("Epoch" if state == runs.RUNNING else "Epochs done", f"{epoch} / {config.epochs}")
-    metric_columns[1].metric("Seconds / epoch", f"{seconds[-1]:.1f}" if seconds else "–")
+    metric_columns[1].metric("Seconds / epoch", f"{epochs_rows[-1]['seconds']:.1f}" if epochs_rows else "–")
     metric_columns[2].metric("Time left", ui.duration(runs.time_left(run)) if state == runs.RUNNING else "–")
-    metric_columns[3].metric("Best val accuracy", ui.percent(best))
+    metric_columns[3].metric("Best val accuracy", ui.percent(run.best_val_accuracy))
 
     if state in runs.ACTIVE_STATES:
         if st.button("⏹ Stop", key="train_stop") and ui.act(control.request_stop, run.run_id, actor=ui.actor()):
@@ -138,23 +136,20 @@ def show_run(run_id: str, was_active: bool) -> None:
         ):
             st.rerun()
 
-    series = [charts.Series(run.run_id, epochs_rows)]
-    if config.architecture in reference.published_architectures() and st.session_state.get("train_overlay"):
-        curve = reference.published_curve(config.architecture)[: max(config.epochs, len(epochs_rows))]
-        series.append(charts.Series(f"published {config.architecture}", curve, dashed=True, color="#888888"))
-    if epochs_rows or len(series) > 1:
+    figures = curves.epoch_figures(run, overlay=bool(st.session_state.get("train_overlay")))
+    if figures:
         left, right = st.columns(2)
-        left.plotly_chart(charts.curves_figure(series, "loss"), key="train_loss_chart")
-        right.plotly_chart(charts.curves_figure(series, "accuracy"), key="train_accuracy_chart")
+        left.plotly_chart(figures[0], key="train_loss_chart")
+        right.plotly_chart(figures[1], key="train_accuracy_chart")
     else:
         st.caption("Loss and accuracy per epoch appear here when the first epoch ends.")
-    batches, skipped = curves.running_curve(run.path)
-    if batches:
-        st.plotly_chart(charts.batch_curve_figure(list(batches)), key="train_batch_chart")
-    if skipped:
-        st.warning(f"batches.jsonl: {skipped} unreadable line(s) left out of the running curve.")
+    running, skipped = curves.running_figure(run.path)
+    if running is not None:
+        st.plotly_chart(running, key="train_batch_chart")
     elif state in runs.ACTIVE_STATES:
         st.caption("The first points appear a few seconds after the run starts (TensorFlow is loading).")
+    if skipped:
+        st.warning(f"batches.jsonl: {skipped} unreadable line(s) left out of the running curve.")
 
 
 with view:
