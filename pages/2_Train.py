@@ -6,7 +6,8 @@ from mnist_core import control, curves, reference, runs, ui
 from mnist_core.architectures import ARCHITECTURES, PRESETS, PUBLISHED_KEYS, get_architecture
 from mnist_core.config import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS, TRAIN_SPLIT_SIZE, ConfigError, TrainConfig
 
-REFRESH_SECONDS = 1.0
+STATUS_SECONDS = 1.0  # progress bar and metrics, while a run is active
+RUNNING_CURVE_SECONDS = 3.0  # the per-batch chart: a few points more each time
 
 ui.page_setup("Train", "🏋️")
 ui.dataset_or_stop()
@@ -94,37 +95,25 @@ with settings:
                 st.rerun()
 
 
-def show_run(run_id: str, was_active: bool) -> None:
-    """Show one run: state, progress, stop / continue, and its curves (refreshed while it trains)."""
+def show_status(run_id: str, shown: tuple) -> None:
+    """Show a run's state, progress, metrics and Stop / Continue; rerun the page when its epochs or state change."""
     run = runs.get_run(run_id)
-    if run.damaged:
-        st.error(f"This run is damaged: {run.problem}. Other runs are not affected; this one can only be deleted.")
-        return
-    status, config = run.status, run.config
-    state = status.get("state")
-    if was_active and state not in runs.ACTIVE_STATES:
-        st.rerun()  # it just ended: rerun the page so the auto-refresh switches off
-    epochs_rows, progress = list(run.epochs), run.progress
-    st.markdown(
-        f"### {ui.STATE_ICONS.get(state, '')} {state} · {get_architecture(config.architecture).title}\n"
-        f"{config.epochs} epochs · batch {config.batch_size} · {config.optimizer} lr {config.learning_rate:g}"
-        + (f" ({config.lr_schedule})" if config.lr_schedule != "constant" else "")
-        + (f" · augmentation {config.augmentation}" if config.augmentation != "none" else "")
-        + (f" · {config.train_size:,} training images" if config.train_subset else "")
-    )
-    if status.get("error"):
-        st.error(status["error"])
+    if (run.state, len(run.epochs)) != shown:
+        st.rerun()  # an epoch ended or the state changed: redraw the epoch charts (and stop refreshing once done)
+    config, progress, state = run.config, run.progress, run.state
+    st.markdown(f"### {ui.STATE_ICONS.get(state, '')} {state} · {get_architecture(config.architecture).title}")
+    st.caption(ui.config_caption(config))
+    if run.status.get("error"):
+        st.error(run.status["error"])
     if state == runs.QUEUED:
         st.info("Queued: it starts as soon as the run ahead of it ends.")
-    done_fraction = runs.progress_fraction(run)
-    st.progress(done_fraction, text=ui.progress_text(run))
+    st.progress(runs.progress_fraction(run), text=ui.progress_text(run))
     metric_columns = st.columns(4)
-    epoch = progress.get("epoch", len(epochs_rows)) if state == runs.RUNNING else len(epochs_rows)
+    epoch = progress.get("epoch", len(run.epochs)) if state == runs.RUNNING else len(run.epochs)
     metric_columns[0].metric("Epoch" if state == runs.RUNNING else "Epochs done", f"{epoch} / {config.epochs}")
-    metric_columns[1].metric("Seconds / epoch", f"{epochs_rows[-1]['seconds']:.1f}" if epochs_rows else "–")
+    metric_columns[1].metric("Seconds / epoch", f"{run.epochs[-1]['seconds']:.1f}" if run.epochs else "–")
     metric_columns[2].metric("Time left", ui.duration(runs.time_left(run)) if state == runs.RUNNING else "–")
     metric_columns[3].metric("Best val accuracy", ui.percent(run.best_val_accuracy))
-
     if state in runs.ACTIVE_STATES:
         if st.button("⏹ Stop", key="train_stop") and ui.act(control.request_stop, run.run_id, actor=ui.actor()):
             st.toast("Stop requested: it stops after the current batch.")
@@ -136,17 +125,13 @@ def show_run(run_id: str, was_active: bool) -> None:
         ):
             st.rerun()
 
-    figures = curves.epoch_figures(run, overlay=bool(st.session_state.get("train_overlay")))
-    if figures:
-        left, right = st.columns(2)
-        left.plotly_chart(figures[0], key="train_loss_chart")
-        right.plotly_chart(figures[1], key="train_accuracy_chart")
-    else:
-        st.caption("Loss and accuracy per epoch appear here when the first epoch ends.")
-    running, skipped = curves.running_figure(run.path)
+
+def show_running_curve(run_id: str, active: bool) -> None:
+    """Show the run's running (per-batch) curve, refreshed every few seconds while it trains."""
+    running, skipped = curves.running_figure(runs.run_path(run_id))
     if running is not None:
         st.plotly_chart(running, key="train_batch_chart")
-    elif state in runs.ACTIVE_STATES:
+    elif active:
         st.caption("The first points appear a few seconds after the run starts (TensorFlow is loading).")
     if skipped:
         st.warning(f"batches.jsonl: {skipped} unreadable line(s) left out of the running curve.")
@@ -157,11 +142,24 @@ with view:
     selected = ui.pick_run(all_runs, "train_run", default_id=active[0].run_id if active else None)
     if selected is None:
         st.info("No runs yet: choose an architecture or a preset on the left and press **Start training**.")
+    elif selected.damaged:
+        st.error(f"This run is damaged: {selected.problem}. Other runs are not affected; this one can only be deleted.")
     else:
-        if selected.config and selected.config.architecture in reference.published_architectures():
+        if selected.config.architecture in reference.published_architectures():
             st.toggle("Overlay the walkthrough's published curve", key="train_overlay")
         is_active = selected.state in runs.ACTIVE_STATES
-        st.fragment(run_every=REFRESH_SECONDS if is_active else None)(show_run)(selected.run_id, is_active)
+        # Only the status refreshes every second; charts are drawn again when their data changes.
+        status_every = STATUS_SECONDS if is_active else None
+        st.fragment(run_every=status_every)(show_status)(selected.run_id, (selected.state, len(selected.epochs)))
+        figures = curves.epoch_figures(selected, overlay=bool(st.session_state.get("train_overlay")))
+        if figures:
+            left, right = st.columns(2)
+            left.plotly_chart(figures[0], key="train_loss_chart")
+            right.plotly_chart(figures[1], key="train_accuracy_chart")
+        else:
+            st.caption("Loss and accuracy per epoch appear here when the first epoch ends.")
+        curve_every = RUNNING_CURVE_SECONDS if is_active else None
+        st.fragment(run_every=curve_every)(show_running_curve)(selected.run_id, is_active)
 
 st.divider()
 st.subheader("All runs")

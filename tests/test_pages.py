@@ -260,3 +260,14 @@ def test_pages_show_a_run_with_a_damaged_config_as_damaged(finished_root, tmp_pa
         assert not app.exception
     listed = {run.run_id: run.state for run in runs.list_runs(tmp_path)}
     assert listed == {source.run_id: runs.FINISHED, damaged.name: runs.DAMAGED}
+
+
+def test_page_runs_leave_keras_alone(with_run, monkeypatch):
+    """Streamlit would reset Keras after every page run (200 ms of CPU each): the studio's pages must not."""
+    import keras
+
+    calls = []
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *args, **kwargs: calls.append(args))
+    page("pages/2_Train.py")
+    page("dashboard.py")
+    assert calls == []
