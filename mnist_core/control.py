@@ -268,7 +268,7 @@ def run_processes(path: Path) -> list[int]:
 
 def _launch(path: Path, lock_fd: int) -> None:
     """Start the run's supervisor process, detached, handing it the held worker lock."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **{LOCK_FD_ENV: str(lock_fd)})
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1", **{LOCK_FD_ENV: str(lock_fd)})
     env.pop("MPLBACKEND", None)
     package_parent = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_parent, env.get("PYTHONPATH")]))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mnist_core import control, runfiles
 from mnist_core.runs import FAILED, RUNNING, RunError
+from mnist_core.tfimport import import_keras
 
 REPORT_FD_ENV = "MNIST_REPORT_FD"  # the supervisor's pipe for a last word the disk would not take
 
@@ -32,11 +33,21 @@ def tell_supervisor(message: str) -> None:
             pipe.write(message)
 
 
+def device_line() -> str:
+    """Import TensorFlow without its start-up chatter (CUDA probes on a CPU machine); return where it trains."""
+    import_keras()
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"training on {len(gpus)} GPU(s)" if gpus else "no GPU found, training on the CPU"
+
+
 def main(run_dir: str) -> int:
     """Train the run in `run_dir` and record how it ended; return the exit code."""
     path = Path(run_dir).resolve()
     try:
-        from mnist_core.training import train_run  # imports Keras: seconds
+        print(f"{control.now_iso()} training {path.name}: {device_line()}", flush=True)
+        from mnist_core.training import train_run
 
         state = train_run(path)
         control.transition(path, state, (RUNNING,), error=None, ended=control.now_iso())

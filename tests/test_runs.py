@@ -67,6 +67,10 @@ def test_finished_run_records_everything(trained_run):
     progress = trained_run.progress
     assert progress["epoch"] == 1 and progress["steps_per_epoch"] == steps
 
+    log = trained_run.file("log.txt").read_text()
+    assert "cuInit" not in log and "CUDA error" not in log, log  # one plain line instead of TensorFlow's probes
+    assert "no GPU found, training on the CPU" in log or "GPU(s)" in log, log
+
     summary = trained_run.summary()
     assert summary["state"] == runs.FINISHED and summary["epochs_done"] == 1 and summary["epochs_target"] == 1
     assert summary["best_val_accuracy"] == pytest.approx(row["val_accuracy"])
