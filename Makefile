@@ -10,7 +10,7 @@ export MNIST_DATA_DIR := $(abspath ../shared/data/mnist)
 endif
 endif
 
-.PHONY: run test install install-dev chromium lint bench
+.PHONY: run share-check test install install-dev chromium lint bench
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,8 +26,15 @@ install: $(VENV)/.installed
 
 install-dev: $(VENV)/.installed-dev
 
-run: install
-	$(VENV)/bin/streamlit run dashboard.py
+# `make run` listens on 127.0.0.1 only; `make run SHARE=1` on every interface, for a classroom, and only with a
+# password hash configured (README: Classroom mode).
+SHARED = $(filter-out 0 no false,$(SHARE))
+run: $(if $(SHARED),share-check) install
+	$(VENV)/bin/streamlit run dashboard.py $(if $(SHARED),--server.address 0.0.0.0)
+
+share-check:
+	@test -n "$$MNIST_STUDIO_PASSWORD_HASH" || grep -Eqs '^[[:space:]]*password_hash[[:space:]]*=' .streamlit/secrets.toml \
+	  || { echo "make run SHARE=1 needs a password: run \`$(PY) -m mnist_core password\` and put its line in .streamlit/secrets.toml (README: Classroom mode)" >&2; exit 2; }
 
 # Debian's Chromium for the browser tests, and an emoji font so screenshots show the page icons.
 chromium:

@@ -8,7 +8,7 @@ from mnist_core.config import DATA_DIR_ENV, runs_root
 
 def home() -> None:
     """Show where the data comes from, the runs so far, and a guide to the pages."""
-    ui.page_setup("MNIST studio", "🏠")
+    ui.page_setup("MNIST studio")
     st.caption(
         "Browse MNIST, train Keras models with live curves, compare them, evaluate them and draw your own digits."
     )
@@ -55,4 +55,5 @@ def home() -> None:
 
 
 ui.recover_runs()
+ui.require_access()  # shared mode: nothing below (no page, no navigation) before the login
 st.navigation(ui.navigation(home)).run()

@@ -1,22 +1,19 @@
-"""The command-line interface: train (with a progress bar), list runs, evaluate, stop, continue."""
+"""The command-line interface: train (with a progress bar), list runs, evaluate, stop, continue; hash a password."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 import time
 
-from mnist_core import control
+from mnist_core import access, control
 from mnist_core import runs as runs_mod
 from mnist_core.architectures import ARCHITECTURES
 from mnist_core.config import OPTIMIZERS, ConfigError, TrainConfig
 from mnist_core.data import DataError
+from mnist_core.labels import percent
 from mnist_core.models import ModelFileError
-
-
-def _percent(value) -> str:
-    """Return a fraction as '98.76 %', or '-' when missing."""
-    return f"{100 * value:.2f} %" if isinstance(value, (int, float)) else "-"
 
 
 def progress_line(run: runs_mod.Run, width: int = 30) -> str:
@@ -31,8 +28,8 @@ def progress_line(run: runs_mod.Run, width: int = 30) -> str:
         f"epoch {progress.get('epoch', 0)}/{config.epochs}",
         f"batch {progress.get('batch', 0)}/{steps}",
         f"loss {progress.get('loss', float('nan')):.4f}",
-        f"acc {_percent(progress.get('accuracy'))}",
-        f"val_acc {_percent(last.get('val_accuracy'))}",
+        f"acc {percent(progress.get('accuracy'))}",
+        f"val_acc {percent(last.get('val_accuracy'))}",
     ]
     if left is not None:
         parts.append(f"~{left:.0f} s left")
@@ -103,8 +100,8 @@ def cmd_runs(args) -> int:
     for row in rows:
         print(
             f"{row['run_id']:38} {row['architecture'] or '-':14} {row['state']:9} "
-            f"{row['epochs_done']:>3}/{row['epochs_target'] or '-':<3} {_percent(row['best_val_accuracy']):>9} "
-            f"{_percent(row['test_accuracy']):>9}" + (f"  {row['error']}" if row["state"] == runs_mod.DAMAGED else "")
+            f"{row['epochs_done']:>3}/{row['epochs_target'] or '-':<3} {percent(row['best_val_accuracy']):>9} "
+            f"{percent(row['test_accuracy']):>9}" + (f"  {row['error']}" if row["state"] == runs_mod.DAMAGED else "")
         )
     return 0
 
@@ -115,7 +112,7 @@ def cmd_evaluate(args) -> int:
 
     result = evaluate_run(runs_mod.get_run(args.run, args.runs_dir), args.model)
     print(
-        f"test accuracy {_percent(result['accuracy'])}, loss {result['loss']:.4f}, "
+        f"test accuracy {percent(result['accuracy'])}, loss {result['loss']:.4f}, "
         f"{len(result['misclassified'])} misclassified of {result['count']:,} ({result['seconds']:.2f} s)"
     )
     print("digit precision recall    f1")
@@ -142,6 +139,31 @@ def cmd_architectures(args) -> int:
     """Print the architecture registry."""
     for arch in ARCHITECTURES.values():
         print(f"{arch.key:14} {arch.title}: {arch.layers}")
+    return 0
+
+
+def cmd_password(args) -> int:
+    """Read a password (asked twice on a terminal, else the first line of stdin) and print its hash and where
+    to put it for shared mode."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            print("error: the two passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        print("error: the password is empty", file=sys.stderr)
+        return 2
+    encoded = access.hash_password(password)
+    key, env = (
+        (access.ADMIN_PASSWORD_KEY, access.ADMIN_PASSWORD_ENV)
+        if args.admin
+        else (access.PASSWORD_KEY, access.PASSWORD_ENV)
+    )
+    print(encoded)
+    print(f'\nPut this line in .streamlit/secrets.toml (never commit that file):\n  {key} = "{encoded}"')
+    print(f"or set it in the environment (the single quotes keep the $ signs):\n  export {env}='{encoded}'")
     return 0
 
 
@@ -174,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     cont.add_argument("--detach", action="store_true")
     cont.set_defaults(func=cmd_continue)
     sub.add_parser("architectures", help="list the architectures").set_defaults(func=cmd_architectures)
+    password = sub.add_parser("password", help="hash a password for shared (classroom) mode")
+    password.add_argument("--admin", action="store_true", help="the admin password (may stop anyone's runs)")
+    password.set_defaults(func=cmd_password)
     return parser
 
 

@@ -203,7 +203,7 @@ def read_run(path: Path | str) -> Run:
 
 _SNAPSHOTS: dict[Path, tuple[tuple, Run]] = {}
 _SNAPSHOTS_LOCK = threading.Lock()
-_SIGNATURE_FILES = (
+_SIGNATURE_FILES = (  # config and status first: list_runs tells a run folder by them
     runfiles.CONFIG,
     runfiles.STATUS,
     runfiles.PROGRESS,
@@ -215,34 +215,32 @@ _SIGNATURE_FILES = (
 )
 
 
-def _signature(path: Path) -> tuple | None:
-    """Return what identifies the current version of a run's files, None while they are still settling."""
+def _signature(folder: str) -> tuple[tuple, bool]:
+    """Return (what identifies the current version of a run's files, whether they have settled)."""
     parts, newest = [], 0
     for name in _SIGNATURE_FILES:
         try:
-            stat = os.stat(path / name)
+            stat = os.stat(os.path.join(folder, name))
         except OSError:
             parts.append(None)
             continue
         parts.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
         newest = max(newest, stat.st_mtime_ns)
-    if time.time_ns() - newest < SETTLE_SECONDS * 1e9:
-        return None
-    return tuple(parts)
+    return tuple(parts), time.time_ns() - newest >= SETTLE_SECONDS * 1e9
 
 
-def cached_run(path: Path) -> Run:
+def cached_run(path: Path, signature: tuple[tuple, bool] | None = None) -> Run:
     """Return the run's snapshot, reused while none of its files changed (one cache for every page and tab)."""
-    signature = _signature(path)
-    if signature is not None:
+    parts, settled = signature or _signature(str(path))
+    if settled:
         with _SNAPSHOTS_LOCK:
             cached = _SNAPSHOTS.get(path)
-        if cached and cached[0] == signature:
+        if cached and cached[0] == parts:
             return cached[1]
     run = read_run(path)
-    if signature is not None:
+    if settled:
         with _SNAPSHOTS_LOCK:
-            _SNAPSHOTS[path] = (signature, run)
+            _SNAPSHOTS[path] = (parts, run)
     return run
 
 
@@ -269,10 +267,14 @@ def list_runs(root: Path | str | None = None) -> list[Run]:
     """Return a snapshot of every run, newest first (damaged runs included, with their reason)."""
     root = resolve_root(root)
     try:
-        entries = sorted(os.scandir(root), key=lambda entry: entry.name)
+        entries = [entry for entry in os.scandir(root) if not entry.name.startswith(".") and entry.is_dir()]
     except OSError:
         return []
-    snapshots = [cached_run(Path(entry.path)) for entry in entries if is_run_folder(Path(entry.path))]
+    snapshots = []
+    for entry in entries:
+        signature = _signature(entry.path)
+        if signature[0][0] is not None or signature[0][1] is not None:  # it has a config or a status: a run
+            snapshots.append(cached_run(Path(entry.path), signature))
     return sorted(snapshots, key=_newest_first, reverse=True)
 
 

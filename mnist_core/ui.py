@@ -2,39 +2,91 @@
 
 from __future__ import annotations
 
+import base64
+import contextvars
+import functools
+import html
+import io
 import os
 import zlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ chatter out of the server log
 
+import numpy as np
 import streamlit as st
+from PIL import Image
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 
 from mnist_core import control, explore, runs
 from mnist_core.access import Actor
 from mnist_core.data import DataError, load_mnist
+from mnist_core.labels import duration, percent, short_name  # noqa: F401 - pages format with ui.percent, ui.duration
 
-STATE_ICONS = {"queued": "🕓", "running": "🏃", "finished": "✅", "stopped": "⏹️", "failed": "❌", "damaged": "⚠️"}
-PAGES = {
-    "home": ("dashboard.py", "Home", "🏠"),
-    "dataset": ("pages/1_Dataset.py", "Dataset", "🔢"),
-    "train": ("pages/2_Train.py", "Train", "🏋️"),
-    "compare": ("pages/3_Compare.py", "Compare", "📈"),
-    "evaluate": ("pages/4_Evaluate.py", "Evaluate", "🎯"),
-    "draw": ("pages/5_Draw.py", "Draw", "✏️"),
+
+def _keep_keras_between_runs() -> None:
+    """Stand in for Streamlit's clean-up after every script run, which resets Keras and closes matplotlib.
+
+    Streamlit calls keras.backend.clear_session() after every run of every session once Keras is imported
+    (the Draw and Evaluate pages load models): about 200 ms of CPU each time, so thirty tabs refreshing a
+    live run would need six cores. The studio builds no models in page runs (they are loaded once and
+    shared), so there is no per-run Keras state to clear, and it draws nothing with matplotlib."""
+
+
+script_runner._clean_problem_modules = _keep_keras_between_runs
+
+# Material icons ship with Streamlit, so they render on a machine without an emoji font; they work in
+# markdown, headings, metric labels and the navigation. Widget options and table cells show plain text, so
+# states there get a mark from the basic Unicode set every font has.
+STATE_ICONS = {
+    "queued": ":material/schedule:",
+    "running": ":material/directions_run:",
+    "finished": ":material/check_circle:",
+    "stopped": ":material/stop_circle:",
+    "failed": ":material/cancel:",
+    "damaged": ":material/warning:",
 }
+STATE_MARKS = {"queued": "◷", "running": "▶", "finished": "✓", "stopped": "■", "failed": "✗", "damaged": "⚠"}
+PAGES = {
+    "home": ("dashboard.py", "Home", ":material/home:"),
+    "dataset": ("pages/1_Dataset.py", "Dataset", ":material/grid_view:"),
+    "train": ("pages/2_Train.py", "Train", ":material/model_training:"),
+    "compare": ("pages/3_Compare.py", "Compare", ":material/stacked_line_chart:"),
+    "evaluate": ("pages/4_Evaluate.py", "Evaluate", ":material/target:"),
+    "draw": ("pages/5_Draw.py", "Draw", ":material/draw:"),
+}
+PAGE_ICONS = {title: icon for _, title, icon in PAGES.values()} | {"MNIST studio": PAGES["home"][2]}
 
 
 def navigation(home) -> list:
     """Return the studio's pages for st.navigation: `home` (a function) first, then pages/."""
-    pages = [st.Page(home, title="Home", icon="🏠", default=True)]
+    pages = [st.Page(home, title="Home", icon=PAGES["home"][2], default=True)]
     for key, (path, title, icon) in PAGES.items():
         if key != "home":
             pages.append(st.Page(path, title=title, icon=icon, url_path=title))
     return pages
 
 
-def page_setup(title: str, icon: str) -> None:
-    """Set the page's title, icon and wide layout, and show its heading."""
+def _route_through_home() -> None:
+    """Rerun a page that Streamlit ran on its own, so it runs through dashboard.py's navigation instead.
+
+    With a pages/ folder, a fresh server runs the page a deep link names (/Train) by itself until some run
+    reaches st.navigation: the sidebar lists file names without icons, and nothing dashboard.py does first
+    (the login of shared mode) has happened. Leaving that mode and running again puts every page behind the
+    one entry point from the very first request."""
+    ctx = get_script_run_ctx()
+    if ctx is None or not PagesManager.uses_pages_directory:
+        return
+    if ctx.pages_manager.current_page_script_hash == ctx.pages_manager.main_script_hash:
+        return  # the main script itself (the home page, or a page run alone by AppTest)
+    PagesManager.uses_pages_directory = False
+    st.rerun()
+
+
+def page_setup(title: str, icon: str | None = None) -> None:
+    """Set the page's title, icon (its Material icon from PAGES) and wide layout, and show its heading."""
+    _route_through_home()
+    icon = PAGE_ICONS.get(title, icon)
     page_title = title if title == "MNIST studio" else f"{title} · MNIST studio"  # the home page: not twice
     st.set_page_config(page_title=page_title, page_icon=icon, layout="wide")
     st.title(f"{icon} {title}")
@@ -59,8 +111,35 @@ def recover_runs() -> list[str]:
 
 
 def actor() -> Actor:
-    """Return who this browser session acts as (recorded as the owner of the runs it starts)."""
-    return Actor(None, admin=True)
+    """Return who this browser session acts as (recorded as the owner of the runs it starts): on a local studio
+    without a password everyone is admin; in shared mode, this session's login, checked again now (a session
+    logged out meanwhile, in another tab, gets the login page instead of acting)."""
+    current = _access().actor
+    if current is not None:
+        return current
+    if _IN_FRAGMENT.get():
+        st.rerun()  # a fragment cannot show the login: run the whole page, which does
+    return require_access()  # shows the login (or why the studio is closed) and stops
+
+
+_IN_FRAGMENT = contextvars.ContextVar("mnist_studio_in_fragment", default=False)
+
+
+def fragment(run_every: float | None):
+    """Return a decorator like st.fragment(run_every=...) whose body knows it runs in a fragment."""
+
+    def decorate(function):
+        @functools.wraps(function)
+        def body(*args, **kwargs):
+            token = _IN_FRAGMENT.set(True)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                _IN_FRAGMENT.reset(token)
+
+        return st.fragment(run_every=run_every)(body)
+
+    return decorate
 
 
 def act(action, *args, **kwargs):
@@ -68,7 +147,11 @@ def act(action, *args, **kwargs):
     try:
         return action(*args, **kwargs)
     except runs.RunError as error:
-        st.error(str(error)[:1].upper() + str(error)[1:], icon="⚠️")
+        message = str(error)[:1].upper() + str(error)[1:]
+        if _IN_FRAGMENT.get():
+            st.toast(message, icon=":material/error:", duration="long")  # outlives the fragment's next redraw
+        else:
+            st.error(message, icon=":material/error:")
         return None
 
 
@@ -114,29 +197,21 @@ def architecture_summary(key: str) -> tuple[list[dict], int]:
     return layer_table(model), int(model.count_params())
 
 
-def percent(value) -> str:
-    """Return a fraction as '98.76 %', or '–' when missing."""
-    return f"{100 * value:.2f} %" if isinstance(value, (int, float)) else "–"
-
-
 def run_label(run: runs.Run) -> str:
     """Return a one-line description of a run for pickers."""
     summary = run.summary()
     if run.damaged:
-        return f"{STATE_ICONS[runs.DAMAGED]} {summary['run_id']} · damaged"
+        return f"{STATE_MARKS[runs.DAMAGED]} {summary['run_id']} · damaged"
     best = f" · best val {percent(summary['best_val_accuracy'])}" if summary["best_val_accuracy"] is not None else ""
     return (
-        f"{STATE_ICONS.get(summary['state'], '')} {summary['run_id']} · {summary['state']} · "
+        f"{STATE_MARKS.get(summary['state'], '')} {summary['run_id']} · {summary['state']} · "
         f"{summary['epochs_done']}/{summary['epochs_target']} epochs{best}"
     )
 
 
 def short_run_label(run: runs.Run) -> str:
-    """Return a compact run name for multiselect chips: state icon, architecture, time started."""
-    stamp = run.run_id.split("-")
-    when = f"{stamp[1][:2]}:{stamp[1][2:4]}" if len(stamp) > 2 else run.run_id
-    architecture = run.config.architecture if run.config else "?"
-    return f"{STATE_ICONS.get(run.state, '')} {architecture} {when} ({run.run_id[-4:]})"
+    """Return a compact run name for multiselect chips: state mark, architecture, time started, id suffix."""
+    return f"{STATE_MARKS.get(run.state, '')} {short_name(run.run_id, run.config and run.config.architecture)}"
 
 
 def runs_table(all_runs: list[runs.Run]) -> None:
@@ -147,7 +222,7 @@ def runs_table(all_runs: list[runs.Run]) -> None:
         rows.append(
             {
                 "run": summary["run_id"],
-                "state": f"{STATE_ICONS.get(summary['state'], '')} {summary['state']}",
+                "state": f"{STATE_MARKS.get(summary['state'], '')} {summary['state']}",
                 "architecture": summary["architecture"] or "–",
                 "epochs": f"{summary['epochs_done']}/{summary['epochs_target'] or '–'}",
                 "best val accuracy": percent(summary["best_val_accuracy"]),
@@ -194,16 +269,107 @@ def no_runs_yet(what: str) -> None:
     link("train", "Go to Train")
 
 
-def duration(seconds) -> str:
-    """Return seconds as '42 s', '3m 05s' or '1h 02m' (short enough for a metric), '–' when unknown."""
-    if seconds is None:
-        return "–"
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60}m {seconds % 60:02d}s"
-    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+def drawing_canvas(key: str, size: int, stroke_width: int = 18):
+    """Show a white-on-black drawing canvas, one per session; return (its RGBA image or None when there is none
+    yet, clear): `clear` is an on_click callback that empties the canvas (its keyword arguments: session_state
+    values to set as well).
+
+    Clear empties the same canvas through a new `initial_drawing`, which it loads in place. (A new widget key
+    remounts the canvas instead: for seconds two canvases were on the page, and a digit drawn then was lost.) Until
+    the canvas sends its emptied drawing, a page run still receives the one from before the Clear: it counts as
+    blank, and so does nothing else."""
+    import json
+
+    from streamlit_drawable_canvas import st_canvas
+
+    clears_key, stale_key = f"{key}_clears", f"{key}_stale"  # how many Clears; the drawing they emptied
+
+    def clear(**state) -> None:
+        st.session_state[clears_key] = st.session_state.get(clears_key, 0) + 1
+        st.session_state[stale_key] = True  # the run after the click records the drawing it still receives
+        st.session_state.update(state)
+
+    canvas = st_canvas(
+        stroke_width=stroke_width,
+        stroke_color="#FFFFFF",
+        background_color="#000000",
+        height=size,
+        width=size,
+        drawing_mode="freedraw",
+        initial_drawing={"objects": [], "studioClears": st.session_state.get(clears_key, 0)},
+        return_image_data=True,
+        key=key,
+    )
+    drawing = json.dumps((canvas.json_data or {}).get("objects", []), sort_keys=True)
+    if st.session_state.get(stale_key) is True:
+        st.session_state[stale_key] = drawing
+    if st.session_state.get(stale_key) == drawing:
+        return None, clear
+    st.session_state.pop(stale_key, None)
+    return canvas.image_data, clear
+
+
+# Short help where the words are new, shown as tooltips ("?" next to a heading, metric or widget).
+HELP = {
+    "validation_accuracy": (
+        "The share of the 6,000 validation images (held out from training) the model gets right after each "
+        "epoch. It tells how well the model does on digits it has not learned from; training accuracy only "
+        "tells how well it remembers."
+    ),
+    "confusion_matrix": (
+        "Each row is the true digit, each column what the model predicted: the diagonal holds the digits it got "
+        "right, every other cell one kind of mistake (row 4, column 9: fours it took for nines)."
+    ),
+    "one_cycle": (
+        "A learning-rate schedule: the rate climbs from a tenth of its peak over the first 10 % of the batches, "
+        "then falls smoothly to zero. Big steps early, careful steps at the end: fewer epochs for the same accuracy."
+    ),
+    "batch_norm": (
+        "Batch normalization rescales each layer's outputs to a steady range for every batch, so the next layer "
+        "always sees well-scaled inputs. Networks with it learn much faster, but need a few hundred batches "
+        "before their running statistics (used at prediction time) settle."
+    ),
+    "stop_continue": (
+        "Stop ends training after the current batch and keeps every finished epoch; the epoch under way is "
+        "discarded. Continue resumes from the last finished epoch (the discarded one is trained again) up to the "
+        "planned epochs, or further."
+    ),
+}
+
+
+def _png_data_url(image: np.ndarray) -> str:
+    """Return a uint8 image (H, W) as a PNG data URL."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def image_grid(images: list, captions: list[str], tile_pixels: int = 76) -> None:
+    """Show digits (each (28, 28) uint8) as a grid that keeps their order at any width, each with its caption."""
+    if not images:
+        return
+    tiles = "".join(
+        f'<figure><img src="{_png_data_url(image)}" alt="{html.escape(caption)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        for image, caption in zip(images, captions, strict=True)
+    )
+    st.html(
+        "<style>.mnist-grid{display:grid;gap:6px;"
+        f"grid-template-columns:repeat(auto-fill,minmax({tile_pixels}px,1fr))}}"
+        ".mnist-grid figure{margin:0}.mnist-grid img{width:100%;image-rendering:pixelated;display:block}"
+        ".mnist-grid figcaption{font-size:11px;line-height:1.2;text-align:center;color:#52606d}</style>"
+        f'<div class="mnist-grid">{tiles}</div>'
+    )
+
+
+def config_caption(config) -> str:
+    """Return a run's settings in one line: epochs, batch, optimizer and rate, schedule, augmentation, subset."""
+    return (
+        f"{config.epochs} epochs · batch {config.batch_size} · {config.optimizer} lr {config.learning_rate:g}"
+        + (f" ({config.lr_schedule})" if config.lr_schedule != "constant" else "")
+        + (f" · augmentation {config.augmentation}" if config.augmentation != "none" else "")
+        + (f" · {config.train_size:,} training images" if config.train_subset else "")
+    )
 
 
 def progress_text(run: runs.Run) -> str:
@@ -227,3 +393,181 @@ def dataset_statistics(split: str) -> dict:
         "mean_images": explore.mean_images(view, split),
         "histogram": (counts, edges),
     }
+
+
+# Access: local (no password, bound to loopback), shared (a password; nothing shows before the login), or closed.
+
+SESSION_COOKIE = "mnist_studio_session"
+_ACCESS_KEY = "_access_session_key"  # session_state: the SHA-256 of this session's login token
+_ACCESS_TOKEN = "_access_token"  # the token issued in this browser connection, until the cookie holds it
+_ACCESS_ERROR = "_access_error"
+_ACCESS_CLEAR_COOKIE = "_access_clear_cookie"
+_ACCESS_PASSWORD = "_access_password"
+
+
+class _Access:
+    """Where this browser session stands: mode "local", "shared" or "closed"; in shared mode its login or None."""
+
+    def __init__(self, mode: str, message: str = "", passwords=None, store=None, session=None):
+        self.mode, self.message, self.passwords, self.store, self.session = mode, message, passwords, store, session
+
+    @property
+    def actor(self) -> Actor | None:
+        if self.mode == "local":
+            return Actor(None, admin=True)
+        return self.session.actor if self.mode == "shared" and self.session else None
+
+
+def _serves_loopback_only() -> bool:
+    """Return True when the server listens on this machine's loopback only (an AppTest has no server at all)."""
+    from mnist_core.access import is_loopback_address
+
+    address = st.get_option("server.address")
+    if not address:  # Streamlit listens on every interface when no address is set
+        return bool(st.get_option("global.appTest"))
+    return is_loopback_address(address)
+
+
+def _secrets():
+    """Return st.secrets when a secrets.toml was found and parsed, else None."""
+    return st.secrets if st.secrets.load_if_toml_exists() else None
+
+
+def _access() -> _Access:
+    """Work out this session's access without drawing anything (pages and fragments may call it)."""
+    from mnist_core import access
+    from mnist_core.config import runs_root
+
+    try:
+        passwords = access.configured_passwords(_secrets())
+    except access.PasswordHashError as error:
+        return _Access("closed", f"The studio's password hash is malformed: {error}")
+    if not passwords.configured:
+        if _serves_loopback_only():
+            return _Access("local")
+        where = st.get_option("server.address") or "every network interface"
+        return _Access(
+            "closed",
+            f"This studio listens on {where} and has no password, so it will not open. Set one: run "
+            "`.venv/bin/python -m mnist_core password`, put the line it prints in `.streamlit/secrets.toml`, "
+            "and restart with `make run SHARE=1` (README: Classroom mode); or use it alone with `make run`.",
+        )
+    store = access.SessionStore(runs_root())
+    key = st.session_state.get(_ACCESS_KEY)
+    if key is None:  # no login in this connection yet: one kept in the browser's cookie from an earlier visit?
+        session = store.lookup(_session_cookie())
+    else:
+        session = store.get(key)  # read again every run: a logout in another tab, or a new password, ends it
+    if session is not None and not session.valid_under(passwords):
+        session = None
+    if session is None:
+        st.session_state.pop(_ACCESS_KEY, None)
+    else:
+        st.session_state[_ACCESS_KEY] = session.key
+    return _Access("shared", passwords=passwords, store=store, session=session)
+
+
+def _session_cookie() -> str | None:
+    """Return the login token the browser sent when this connection opened (None when none; AppTest has none)."""
+    value = st.context.cookies.get(SESSION_COOKIE)
+    return value if isinstance(value, str) else None
+
+
+def _cookie_script(statement: str) -> None:
+    """Run one line of JavaScript on the page (st.html is not iframed: document.cookie is the studio's own)."""
+    st.html(f"<script>{statement}</script>", unsafe_allow_javascript=True)
+
+
+def _log_in(passwords, store) -> None:
+    """The login form's callback: check the password on the server, record the login, or say it was wrong."""
+    from mnist_core import access
+
+    password = st.session_state.get(_ACCESS_PASSWORD) or ""
+    st.session_state[_ACCESS_PASSWORD] = ""  # the password is not kept in the session
+    role = passwords.role_of(password) if password else None
+    if role is None:
+        st.session_state[_ACCESS_ERROR] = "Wrong password."
+        return
+    try:
+        token = store.issue(role, passwords.fingerprint(role))
+    except OSError as error:
+        st.session_state[_ACCESS_ERROR] = f"Cannot record the login in {store.path}: {error.strerror or error}"
+        return
+    st.session_state.pop(_ACCESS_ERROR, None)
+    st.session_state[_ACCESS_KEY] = access.token_key(token)
+    st.session_state[_ACCESS_TOKEN] = token
+
+
+def _log_out(store, key: str) -> None:
+    """The Log out button's callback: forget the login on the server and in this session, clear the cookie."""
+    import contextlib
+
+    with contextlib.suppress(OSError):  # a read-only runs folder: the session below still forgets it
+        store.revoke(key)
+    for name in list(st.session_state):
+        del st.session_state[name]
+    st.session_state[_ACCESS_CLEAR_COOKIE] = True
+
+
+def _no_page() -> None:
+    """Stands in for the home page in the navigation registered behind the login; never run."""
+
+
+def _closed_page(message: str | None, passwords=None, store=None) -> None:
+    """Show the login form (message None) or a one-line reason why the studio is closed, and nothing else; stop."""
+    from mnist_core.access import TOKEN_PATTERN
+
+    st.set_page_config(page_title="Log in · MNIST studio", page_icon=":material/lock:", layout="centered")
+    # The studio's pages are registered (a deep link such as /Train opens after the login) but not listed.
+    st.navigation(navigation(_no_page), position="hidden")
+    st.title(":material/lock: MNIST studio")
+    if message is not None:
+        st.error(message.replace("$", "\\$"))  # a hash format's $ signs are not LaTeX
+        st.stop()
+    st.caption("This studio is shared: enter the class password to use it.")
+    with st.form("access_login"):
+        st.text_input("Password", type="password", key=_ACCESS_PASSWORD)
+        st.form_submit_button("Log in", type="primary", on_click=_log_in, args=(passwords, store))
+    error = st.session_state.pop(_ACCESS_ERROR, None)
+    if error:
+        st.error(error, icon=":material/lock:")
+    logged_out = st.session_state.pop(_ACCESS_CLEAR_COOKIE, False)
+    stale = _session_cookie()
+    if logged_out or stale:
+        clear = f'document.cookie = "{SESSION_COOKIE}=; Path=/; Max-Age=0; SameSite=Strict"'
+        if logged_out:
+            clear += "; window.location.reload()"  # a fresh page: nothing of the studio stays, not even its sidebar
+        elif TOKEN_PATTERN.match(stale):
+            # only the cookie this connection started with: a newer login made in another tab stays
+            clear = f'if (document.cookie.includes("{SESSION_COOKIE}={stale}")) {clear}'
+        _cookie_script(clear)
+    st.stop()
+
+
+def require_access() -> Actor:
+    """Let this browser session in, or stop the script run: call it before st.navigation on every page run.
+
+    Local (no password, the server bound to loopback): everyone is admin, nothing is shown. Shared (a password
+    hash configured): only the login form shows, without the studio's navigation, until the right password is
+    entered; then a Log out button and who you are go in the sidebar. Bound to another address without a
+    password, or with a malformed hash: a one-line error and nothing else."""
+    from mnist_core.access import SESSION_MAX_AGE
+
+    state = _access()
+    if state.mode == "local":
+        return state.actor
+    if state.mode == "closed" or state.session is None:
+        _closed_page(state.message if state.mode == "closed" else None, state.passwords, state.store)
+    current = state.actor
+    with st.sidebar:
+        who = ":material/key: Admin" if current.admin else ":material/person: Logged in"
+        st.caption(f"{who} · session `{current.id[2:8]}`")
+        st.button("Log out", key="access_logout", on_click=_log_out, args=(state.store, state.session.key))
+        token = st.session_state.get(_ACCESS_TOKEN)
+        if token and _session_cookie() != token:
+            # Keep the login across reloads and server restarts: the token in a cookie, sent with the websocket.
+            _cookie_script(
+                f'document.cookie = "{SESSION_COOKIE}={token}; Path=/; Max-Age={SESSION_MAX_AGE}; SameSite=Strict"'
+                ' + (location.protocol === "https:" ? "; Secure" : "")'
+            )
+    return current

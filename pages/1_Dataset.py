@@ -4,7 +4,7 @@ import streamlit as st
 
 from mnist_core import charts, explore, ui
 
-ui.page_setup("Dataset", "🔢")
+ui.page_setup("Dataset")
 view = ui.dataset_or_stop()
 
 left, middle, right = st.columns([2, 2, 1])

@@ -7,9 +7,10 @@ from mnist_core.architectures import ARCHITECTURES, PRESETS, PUBLISHED_KEYS, get
 from mnist_core.config import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS, TRAIN_SPLIT_SIZE, ConfigError, TrainConfig
 
 STATUS_SECONDS = 1.0  # progress bar and metrics, while a run is active
+QUEUED_SECONDS = 5.0  # a queued run only waits for its turn
 RUNNING_CURVE_SECONDS = 3.0  # the per-batch chart: a few points more each time
 
-ui.page_setup("Train", "🏋️")
+ui.page_setup("Train")
 ui.dataset_or_stop()
 all_runs = runs.list_runs()
 active = [run for run in all_runs if run.state in runs.ACTIVE_STATES]
@@ -115,12 +116,13 @@ def show_status(run_id: str, shown: tuple) -> None:
     metric_columns[2].metric("Time left", ui.duration(runs.time_left(run)) if state == runs.RUNNING else "–")
     metric_columns[3].metric("Best val accuracy", ui.percent(run.best_val_accuracy))
     if state in runs.ACTIVE_STATES:
-        if st.button("⏹ Stop", key="train_stop") and ui.act(control.request_stop, run.run_id, actor=ui.actor()):
+        stop = st.button("Stop", icon=":material/stop:", key="train_stop")
+        if stop and ui.act(control.request_stop, run.run_id, actor=ui.actor()):
             st.toast("Stop requested: it stops after the current batch.")
     elif run.has_model:
         extra_column, button_column = st.columns([1, 1], vertical_alignment="bottom")
         extra = extra_column.number_input("More epochs", 1, 1000, 2, key="train_more_epochs")
-        if button_column.button("▶ Continue training", key="train_continue") and ui.act(
+        if button_column.button("Continue training", icon=":material/play_arrow:", key="train_continue") and ui.act(
             control.continue_run, run.run_id, int(extra), actor=ui.actor()
         ):
             st.rerun()
@@ -149,8 +151,8 @@ with view:
             st.toggle("Overlay the walkthrough's published curve", key="train_overlay")
         is_active = selected.state in runs.ACTIVE_STATES
         # Only the status refreshes every second; charts are drawn again when their data changes.
-        status_every = STATUS_SECONDS if is_active else None
-        st.fragment(run_every=status_every)(show_status)(selected.run_id, (selected.state, len(selected.epochs)))
+        status_every = {runs.RUNNING: STATUS_SECONDS, runs.QUEUED: QUEUED_SECONDS}.get(selected.state)
+        ui.fragment(status_every)(show_status)(selected.run_id, (selected.state, len(selected.epochs)))
         figures = curves.epoch_figures(selected, overlay=bool(st.session_state.get("train_overlay")))
         if figures:
             left, right = st.columns(2)
@@ -159,7 +161,7 @@ with view:
         else:
             st.caption("Loss and accuracy per epoch appear here when the first epoch ends.")
         curve_every = RUNNING_CURVE_SECONDS if is_active else None
-        st.fragment(run_every=curve_every)(show_running_curve)(selected.run_id, is_active)
+        ui.fragment(curve_every)(show_running_curve)(selected.run_id, is_active)
 
 st.divider()
 st.subheader("All runs")

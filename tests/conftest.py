@@ -41,6 +41,8 @@ def runs_dir(tmp_path, monkeypatch) -> Path:
     root = tmp_path / "runs"
     monkeypatch.setenv("MNIST_RUNS_DIR", str(root))
     monkeypatch.delenv("MNIST_MAX_CONCURRENT_RUNS", raising=False)
+    for name in ("MNIST_STUDIO_PASSWORD_HASH", "MNIST_STUDIO_ADMIN_PASSWORD_HASH"):  # local mode unless a test sets one
+        monkeypatch.delenv(name, raising=False)
     return root
 
 

@@ -1,0 +1,29 @@
+"""How numbers and runs are written for people, the same on every page and in the command line."""
+
+from __future__ import annotations
+
+MISSING = "–"
+
+
+def percent(value) -> str:
+    """Return a fraction as '98.76 %', or '–' when missing."""
+    return f"{100 * value:.2f} %" if isinstance(value, (int, float)) and not isinstance(value, bool) else MISSING
+
+
+def duration(seconds) -> str:
+    """Return seconds as '42 s', '3m 05s' or '1h 02m' (short enough for a metric), '–' when unknown."""
+    if seconds is None:
+        return MISSING
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
+def short_name(run_id: str, architecture: str | None) -> str:
+    """Return a compact run name for chips and legends: architecture, time started, id suffix ('cnn 09:30 1a2b')."""
+    stamp = run_id.split("-")
+    when = f"{stamp[1][:2]}:{stamp[1][2:4]}" if len(stamp) > 2 and len(stamp[1]) >= 4 else run_id
+    return f"{architecture or '?'} {when} {run_id[-4:]}"
