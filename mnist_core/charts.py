@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,6 +11,8 @@ from plotly.subplots import make_subplots
 
 from mnist_core.config import NUM_CLASSES
 
+TARGET_ACCURACY = 0.99  # the walkthrough's goal, drawn as a line once curves come within reach
+TARGET_NEAR = 0.9
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac")
 METRIC_TITLES = {"loss": "Loss (cross-entropy)", "accuracy": "Accuracy"}
 X_TITLES = {"epoch": "Epoch", "elapsed": "Training seconds"}
@@ -45,24 +48,51 @@ def _xs(rows: list[dict], x: str) -> list[float]:
     return [row.get(x) for row in rows]
 
 
+def percent_tick_format(values) -> str:
+    """Return a tick format for accuracies spanning `values` with as many decimals as neighbouring ticks need."""
+    finite = [value for value in values if isinstance(value, (int, float)) and math.isfinite(value)]
+    span = max(finite) - min(finite) if len(finite) > 1 else 1.0
+    decimals = 0 if span >= 0.2 else 1 if span >= 0.02 else 2 if span >= 0.002 else 3
+    return f".{decimals}%"
+
+
+def _accuracy_axis(figure: go.Figure, values, **where) -> None:
+    """Format an accuracy axis readably at any range, with the 99 % line once the curves come near it."""
+    figure.update_yaxes(tickformat=percent_tick_format(values), **where)
+    finite = [value for value in values if isinstance(value, (int, float)) and math.isfinite(value)]
+    if finite and max(finite) >= TARGET_NEAR:
+        figure.add_hline(
+            y=TARGET_ACCURACY,
+            line={"color": "#9aa5b1", "width": 1, "dash": "dot"},
+            annotation_text="99 %",
+            annotation_position="bottom right",
+            **({"row": where["row"], "col": where["col"]} if where else {}),
+        )
+
+
 def curves_figure(
     series: list[Series], metric: str = "accuracy", x: str = "epoch", smoothing: float = 0.0, height: int = 380
 ) -> go.Figure:
-    """Return one chart of `metric` per epoch: training solid-thin, validation thick, for every series."""
+    """Return one chart of `metric` per epoch for every series: validation thick and named in the legend,
+    training thin and dotted in the same colour (one legend entry per series)."""
     figure = go.Figure()
+    plotted = []
     for i, item in enumerate(series):
         color = item.color or PALETTE[i % len(PALETTE)]
         xs = _xs(item.rows, x)
-        for prefix, label, width in (("", "train", 1.5), ("val_", "validation", 3)):
-            ys = [row.get(prefix + metric) for row in item.rows]
+        for prefix, width in (("val_", 3), ("", 1.5)):
+            ys = smooth([row.get(prefix + metric) for row in item.rows], smoothing)
             if not ys:
                 continue
+            plotted += ys
             figure.add_trace(
                 go.Scatter(
                     x=xs,
-                    y=smooth(ys, smoothing),
+                    y=ys,
                     mode="lines+markers" if len(ys) < 30 else "lines",
-                    name=f"{item.name} · {label}",
+                    name=item.name if prefix else f"{item.name} (training)",
+                    legendgroup=item.name,
+                    showlegend=bool(prefix),
                     line={
                         "color": color,
                         "width": width,
@@ -71,11 +101,12 @@ def curves_figure(
                     marker={"size": 5},
                 )
             )
-    figure.update_layout(title=METRIC_TITLES.get(metric, metric), xaxis_title=X_TITLES[x], height=height, **LAYOUT)
+    title = f"{METRIC_TITLES.get(metric, metric)} · solid: validation, dotted: training"
+    figure.update_layout(title=title, xaxis_title=X_TITLES[x], height=height, **LAYOUT)
     if x == "epoch" and max((len(item.rows) for item in series), default=0) <= 20:
         figure.update_xaxes(dtick=1)  # whole epochs only, no '1.5'
     if metric == "accuracy":
-        figure.update_yaxes(tickformat=".1%")
+        _accuracy_axis(figure, plotted)
     return figure
 
 
@@ -104,7 +135,8 @@ def side_by_side_figure(series: list[Series], x: str = "epoch", smoothing: float
                 col=col,
             )
     figure.update_xaxes(title_text=X_TITLES[x], row=2)
-    figure.update_yaxes(tickformat=".1%", row=2)
+    for col, key in ((1, "accuracy"), (2, "val_accuracy")):
+        _accuracy_axis(figure, [row.get(key) for item in series for row in item.rows], row=2, col=col)
     figure.update_layout(height=height, **LAYOUT)
     return figure
 
@@ -122,7 +154,9 @@ def batch_curve_figure(batches: list[dict], height: int = 300) -> go.Figure:
         secondary_y=True,
     )
     figure.update_yaxes(title_text="loss", secondary_y=False)
-    figure.update_yaxes(title_text="accuracy", tickformat=".0%", secondary_y=True)
+    figure.update_yaxes(
+        title_text="accuracy", tickformat=percent_tick_format([row["accuracy"] for row in batches]), secondary_y=True
+    )
     figure.update_layout(title="Running curve (every few batches)", xaxis_title="Epoch", height=height, **LAYOUT)
     return figure
 
@@ -215,6 +249,9 @@ def confusion_figure(matrix: list[list[int]], selected: tuple[int, int] | None =
             },
             customdata=values.ravel(),
             hovertemplate="true %{y}, predicted %{x}: %{customdata}<extra></extra>",
+            # A click selects a cell: keep every other cell (and its count) as it was, not greyed out.
+            selected={"marker": {"opacity": 1}},
+            unselected={"marker": {"opacity": 1}, "textfont": {"color": "#1f2933"}},
         )
     )
     if selected is not None:

@@ -5,17 +5,37 @@ from __future__ import annotations
 from mnist_core import reference
 from mnist_core.architectures import get_architecture
 from mnist_core.charts import Series
+from mnist_core.labels import MISSING, percent, short_name
 from mnist_core.runs import Run
 
 
 def run_series(selected: list[Run]) -> list[Series]:
     """Return one curve series per run that has at least one finished epoch."""
-    return [Series(run.run_id, list(run.epochs)) for run in selected if run.epochs]
+    return [Series(short_name(run.run_id, run.config.architecture), list(run.epochs)) for run in selected if run.epochs]
 
 
-def published_series(architectures: list[str]) -> list[Series]:
-    """Return the walkthrough's published curves of `architectures`, dashed."""
-    return [Series(f"published {key}", reference.published_curve(key), dashed=True) for key in architectures]
+BEST_SHOWN = 3
+
+
+def best_run_ids(candidates: list[Run], count: int = BEST_SHOWN) -> list[str]:
+    """Return the ids of the `count` runs with the best validation accuracy, best first."""
+    ranked = sorted(candidates, key=lambda run: run.best_val_accuracy or 0.0, reverse=True)
+    return [run.run_id for run in ranked[:count]]
+
+
+def epochs_of(selected: list[Run]) -> int | None:
+    """Return the most epochs any of `selected` has finished, None when there are no runs."""
+    return max((len(run.epochs) for run in selected), default=None) or None
+
+
+def published_series(architectures: list[str], epochs: int | None = None) -> list[Series]:
+    """Return the walkthrough's published curves of `architectures`, dashed, cut after `epochs` if given."""
+    return [Series(f"published {key}", reference.published_curve(key)[:epochs], dashed=True) for key in architectures]
+
+
+def _seconds(value: float | None) -> str:
+    """Return seconds per epoch as '12.3', '–' when unknown."""
+    return f"{value:.1f}" if value is not None else MISSING
 
 
 def comparison_rows(selected: list[Run], published: list[str]) -> list[dict]:
@@ -29,9 +49,9 @@ def comparison_rows(selected: list[Run], published: list[str]) -> list[dict]:
                 "architecture": summary["architecture"],
                 "parameters": get_architecture(summary["architecture"]).params,
                 "epochs": summary["epochs_done"],
-                "best val accuracy": summary["best_val_accuracy"],
-                "test accuracy": summary["test_accuracy"],
-                "seconds / epoch": summary["seconds_per_epoch"],
+                "best val accuracy": percent(summary["best_val_accuracy"]),
+                "test accuracy": percent(summary["test_accuracy"]),
+                "seconds / epoch": _seconds(summary["seconds_per_epoch"]),
             }
         )
     for key in published:
@@ -43,9 +63,9 @@ def comparison_rows(selected: list[Run], published: list[str]) -> list[dict]:
                 "architecture": key,
                 "parameters": arch.params,
                 "epochs": len(curve),
-                "best val accuracy": max(row["val_accuracy"] for row in curve),
-                "test accuracy": arch.published_test_accuracy,
-                "seconds / epoch": seconds[len(seconds) // 2] if seconds else None,
+                "best val accuracy": percent(max(row["val_accuracy"] for row in curve)),
+                "test accuracy": percent(arch.published_test_accuracy),
+                "seconds / epoch": _seconds(seconds[len(seconds) // 2] if seconds else None),
             }
         )
     return rows

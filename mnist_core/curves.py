@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mnist_core import charts, reference, runfiles
+from mnist_core.labels import short_name
 from mnist_core.runs import Run, read_run
 
 MAX_POINTS = 400  # a chart a few hundred pixels wide shows no more
@@ -105,7 +106,7 @@ def running_figure(run_path: Path):
 def _epoch_figures(run_path: str, version: tuple, overlay: str | None):
     """Return the (loss, accuracy) figures of one run's epochs as of `version`, with a published overlay."""
     run = read_run(Path(run_path))
-    series = [charts.Series(run.run_id, list(run.epochs))]
+    series = [charts.Series(short_name(run.run_id, run.config.architecture), list(run.epochs))]
     if overlay:
         curve = reference.published_curve(overlay)[: max(run.config.epochs, len(run.epochs))]
         series.append(charts.Series(f"published {overlay}", curve, dashed=True, color="#888888"))

@@ -15,6 +15,7 @@ from mnist_core.predict import predictor_for
 from mnist_core.runs import Run
 
 EPSILON = 1e-7  # Keras clips probabilities the same way before taking the log
+LEAST_CONFIDENT_KEPT = 100  # per digit: the correctly classified digits a model was least sure of
 
 
 def probabilities(model, images: np.ndarray, batch_size: int = EVALUATION_BATCH_SIZE) -> np.ndarray:
@@ -23,6 +24,14 @@ def probabilities(model, images: np.ndarray, batch_size: int = EVALUATION_BATCH_
     predictor, inputs = predictor_for(model), to_model_input(images)
     chunks = [predictor.probabilities(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]
     return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+def _digit_rows(indices, labels: np.ndarray, predicted: np.ndarray, confidence: np.ndarray) -> list[dict]:
+    """Return one row per test digit in `indices`: index, true and predicted digit, the model's confidence."""
+    return [
+        {"index": int(i), "true": int(labels[i]), "predicted": int(predicted[i]), "confidence": float(confidence[i])}
+        for i in indices
+    ]
 
 
 def score(probs: np.ndarray, labels: np.ndarray) -> dict:
@@ -37,6 +46,10 @@ def score(probs: np.ndarray, labels: np.ndarray) -> dict:
     precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=classes, zero_division=0)
     wrong = np.flatnonzero(predicted != labels)
     wrong = wrong[np.argsort(-confidence[wrong], kind="stable")]
+    unsure = []
+    for digit in classes:
+        right = np.flatnonzero((predicted == labels) & (labels == digit))
+        unsure.extend(right[np.argsort(confidence[right], kind="stable")][:LEAST_CONFIDENT_KEPT])
     return {
         "accuracy": float((predicted == labels).mean()),
         "loss": float(-np.log(true_prob).mean()),
@@ -52,15 +65,8 @@ def score(probs: np.ndarray, labels: np.ndarray) -> dict:
             }
             for d in classes
         ],
-        "misclassified": [
-            {
-                "index": int(i),
-                "true": int(labels[i]),
-                "predicted": int(predicted[i]),
-                "confidence": float(confidence[i]),
-            }
-            for i in wrong
-        ],
+        "misclassified": _digit_rows(wrong, labels, predicted, confidence),
+        "least_confident_correct": _digit_rows(unsure, labels, predicted, confidence),
     }
 
 
@@ -90,6 +96,24 @@ def stored_evaluation(run: Run) -> dict | None:
     if not result or result.get("epochs_done") != len(run.epochs):
         return None
     return result
+
+
+def gallery(result: dict, true: int | None, predicted: int | None) -> tuple[list[dict], str]:
+    """Return (the digits of one confusion-matrix cell or row / column, what they are): the mistakes, most
+    confident first, or for a diagonal cell the correctly classified digits, least confident first."""
+    if true is not None and true == predicted:
+        rows = result.get("least_confident_correct")
+        if rows is None:
+            return (
+                [],
+                f"This evaluation predates galleries of correct digits: evaluate again to see the {true}s.",
+            )
+        rows = [row for row in rows if row["true"] == true]
+        count = result["confusion_matrix"][true][true]
+        shown = f" (the {len(rows)} least sure of)" if len(rows) < count else ""
+        return rows, f"{count:,} {true}s classified correctly{shown}, least confident first"
+    rows = filter_misclassified(result["misclassified"], true, predicted)
+    return rows, f"{len(rows):,} mistakes, most confident first"
 
 
 def filter_misclassified(rows: list[dict], true: int | None = None, predicted: int | None = None) -> list[dict]:

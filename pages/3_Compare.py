@@ -4,7 +4,7 @@ import streamlit as st
 
 from mnist_core import charts, compare, reference, runs, ui
 
-ui.page_setup("Compare", "📈")
+ui.page_setup("Compare")
 all_runs = [run for run in runs.list_runs() if run.epochs and not run.damaged]
 by_id = {run.run_id: run for run in all_runs}
 
@@ -12,7 +12,8 @@ pick_runs, pick_published = st.columns([2, 1])
 chosen = pick_runs.multiselect(
     "Runs",
     list(by_id),
-    default=list(by_id)[:3],
+    default=compare.best_run_ids(all_runs),
+    help="Opens on the three runs with the best validation accuracy.",
     format_func=lambda run_id: ui.short_run_label(by_id[run_id]),
     key="compare_runs",
     placeholder="Choose runs",
@@ -27,7 +28,7 @@ if not all_runs:
     st.info("No run has finished an epoch yet; meanwhile, here are the walkthrough's published curves.")
     ui.link("train", "Train a model")
 
-layout_column, x_column, smoothing_column = st.columns(3)
+layout_column, x_column, smoothing_column, clip_column = st.columns(4)
 layout = layout_column.segmented_control(
     "Layout", ["Overlaid", "Side by side"], default="Overlaid", key="compare_layout"
 )
@@ -39,8 +40,17 @@ x_axis = x_column.segmented_control(
     format_func=lambda x: {"epoch": "Epoch", "elapsed": "Wall-clock seconds"}[x],
 )
 smoothing = smoothing_column.slider("Smoothing", 0.0, 0.95, 0.0, 0.05, key="compare_smoothing")
+clip = clip_column.toggle(
+    "Only the runs' epochs",
+    value=True,
+    key="compare_clip",
+    help="Cut the published 100-epoch curves at the last epoch of the chosen runs, so short runs are not squeezed.",
+)
 
-series = compare.run_series([by_id[run_id] for run_id in chosen]) + compare.published_series(published)
+chosen_runs = [by_id[run_id] for run_id in chosen]
+series = compare.run_series(chosen_runs) + compare.published_series(
+    published, compare.epochs_of(chosen_runs) if clip else None
+)
 if not series:
     st.info("Choose at least one run or published curve.")
     st.stop()
@@ -56,14 +66,9 @@ if x_axis == "elapsed" and published:
 
 st.subheader("Summary")
 st.dataframe(
-    compare.comparison_rows([by_id[run_id] for run_id in chosen], published),
+    compare.comparison_rows(chosen_runs, published),
     hide_index=True,
     width="stretch",
-    column_config={
-        "parameters": st.column_config.NumberColumn(format="localized"),
-        "best val accuracy": st.column_config.NumberColumn(format="percent"),
-        "test accuracy": st.column_config.NumberColumn(format="percent"),
-        "seconds / epoch": st.column_config.NumberColumn(format="%.1f"),
-    },
+    column_config={"parameters": st.column_config.NumberColumn(format="localized")},
 )
 st.caption("Test accuracy appears once a run has been evaluated on the Evaluate page.")

@@ -7,7 +7,7 @@ from mnist_core.models import ModelFileError
 
 GALLERY_SIZE = 60
 
-ui.page_setup("Evaluate", "🎯")
+ui.page_setup("Evaluate")
 view = ui.dataset_or_stop()
 with_model = [run for run in runs.list_runs() if run.has_model]
 run = ui.pick_run(with_model, "evaluate_run", label="Run (its best model by validation accuracy)")
@@ -37,24 +37,27 @@ columns[2].metric("Misclassified", f"{len(result['misclassified']):,}", help=f"o
 columns[3].metric("Scored in", f"{result['seconds']:.2f} s")
 st.caption(f"Model {result['model']} after {result['epochs_done']} epochs, evaluated {result['evaluated_at']}.")
 
+choices = ["any", *range(10)]
+true_digit, predicted_digit = (st.session_state.get(key, "any") for key in ("evaluate_true", "evaluate_predicted"))
+cell = (true_digit, predicted_digit) if "any" not in (true_digit, predicted_digit) else None
 matrix_column, table_column = st.columns([3, 2], gap="large")
 with matrix_column:
-    st.subheader("Confusion matrix")
-    st.caption("Click a cell to show those digits below.")
-    selected = st.session_state.get("evaluate_cell")
+    st.subheader("Confusion matrix", help=ui.HELP["confusion_matrix"])
+    st.caption("Click a cell to show those digits below; the boxed cell is the one shown.")
+    # A new chart for every cell shown, without a selection of its own: a click always registers.
     event = st.plotly_chart(
-        charts.confusion_figure(result["confusion_matrix"], selected),
+        charts.confusion_figure(result["confusion_matrix"], cell),
         on_select="rerun",
         selection_mode="points",
-        key="evaluate_confusion",
+        key=f"evaluate_confusion_{true_digit}_{predicted_digit}",
     )
     points = event.selection.points if event and event.selection else []
     if points:
-        cell = (int(points[0]["y"]), int(points[0]["x"]))
-        if cell != selected:
-            st.session_state["evaluate_cell"] = cell
-            st.session_state["evaluate_true"], st.session_state["evaluate_predicted"] = cell
-            st.rerun()
+        st.session_state["evaluate_true"], st.session_state["evaluate_predicted"] = (
+            int(points[0]["y"]),
+            int(points[0]["x"]),
+        )
+        st.rerun()
 with table_column:
     st.subheader("Per digit")
     st.dataframe(
@@ -65,24 +68,17 @@ with table_column:
         column_config={name: st.column_config.NumberColumn(format="%.4f") for name in ("precision", "recall", "f1")},
     )
 
-st.subheader("Misclassified test digits")
-choices = ["any", *range(10)]
+st.subheader("Test digits of the chosen cell")
 true_column, predicted_column = st.columns(2)
 true_digit = true_column.selectbox("True digit", choices, key="evaluate_true")
 predicted_digit = predicted_column.selectbox("Predicted digit", choices, key="evaluate_predicted")
-wrong = evaluate.filter_misclassified(
-    result["misclassified"],
+rows, description = evaluate.gallery(
+    result,
     None if true_digit == "any" else true_digit,
     None if predicted_digit == "any" else predicted_digit,
 )
-st.caption(
-    f"{len(wrong):,} digits, most confident mistakes first"
-    + (f" (first {GALLERY_SIZE})" if len(wrong) > GALLERY_SIZE else "")
+st.caption(description + (f" (first {GALLERY_SIZE} shown)" if len(rows) > GALLERY_SIZE else ""))
+ui.image_grid(
+    [view.images["test"][row["index"]] for row in rows[:GALLERY_SIZE]],
+    [f"#{row['index']}: {row['true']} → {row['predicted']} ({row['confidence']:.0%})" for row in rows[:GALLERY_SIZE]],
 )
-gallery = st.columns(10)
-for i, row in enumerate(wrong[:GALLERY_SIZE]):
-    gallery[i % 10].image(
-        view.images["test"][row["index"]],
-        caption=f"#{row['index']}: {row['true']} → {row['predicted']} ({row['confidence']:.0%})",
-        width="stretch",
-    )

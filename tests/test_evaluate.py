@@ -10,7 +10,7 @@ from conftest import copy_run
 
 from mnist_core import runs, storage
 from mnist_core.data import to_model_input
-from mnist_core.evaluate import evaluate_run, score, stored_evaluation
+from mnist_core.evaluate import evaluate_run, filter_misclassified, gallery, score, stored_evaluation
 from mnist_core.models import load_run_model
 
 
@@ -98,6 +98,31 @@ def test_misclassified_sorted_by_confidence():
         i = row["index"]
         assert row["true"] == labels[i] and row["predicted"] == predicted[i] != labels[i]
         assert row["confidence"] == pytest.approx(float(probs[i].max()))
+
+
+def test_least_confident_correct_digits_per_digit():
+    probs, labels = synthetic()
+    predicted = probs.argmax(axis=1)
+    result = score(probs, labels)
+    kept = result["least_confident_correct"]
+    for digit in range(10):
+        rows = [row for row in kept if row["true"] == digit]
+        right = np.flatnonzero((predicted == labels) & (labels == digit))
+        expected = sorted(right.tolist(), key=lambda i: (probs[i].max(), i))[:100]
+        assert [row["index"] for row in rows] == expected
+        assert all(row["predicted"] == digit for row in rows)
+    # The gallery of a diagonal cell shows them; any other cell shows that cell's mistakes.
+    digit = int(labels[0])
+    rows, text = gallery(result, digit, digit)
+    assert rows == [row for row in kept if row["true"] == digit]
+    assert f"{result['confusion_matrix'][digit][digit]:,} {digit}s classified correctly" in text
+    assert "least confident first" in text
+    other = (digit + 1) % 10
+    rows, text = gallery(result, digit, other)
+    assert rows == filter_misclassified(result["misclassified"], digit, other)
+    assert text.startswith(f"{len(rows):,} mistakes, most confident first")
+    older = {key: value for key, value in result.items() if key != "least_confident_correct"}
+    assert gallery(older, digit, digit)[0] == [] and "evaluate again" in gallery(older, digit, digit)[1]
 
 
 def test_perfect_predictions():

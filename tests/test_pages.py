@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -58,6 +59,16 @@ def texts(elements) -> list[str]:
     return [str(element.value) for element in elements]
 
 
+def highlighted_cell(app: AppTest) -> tuple[int, int] | None:
+    """Return the (true, predicted) cell boxed on the Evaluate page's confusion matrix, None when none is."""
+    import json
+
+    shapes = json.loads(app.get("plotly_chart")[0].proto.spec)["layout"].get("shapes", [])
+    if not shapes:
+        return None
+    return round(shapes[0]["y0"] + 0.5), round(shapes[0]["x0"] + 0.5)
+
+
 def metric(app: AppTest, label: str) -> str:
     """Return the value of the metric labelled `label`."""
     return next(m.value for m in app.metric if m.label == label)
@@ -76,8 +87,8 @@ def test_home_without_runs_shows_data_and_what_to_do(empty_root):
 
 def test_home_counts_runs_by_state(with_run):
     app = page("dashboard.py")
-    assert metric(app, "✅ finished") == "1"
-    assert metric(app, "🏃 running") == "0"
+    assert metric(app, ":material/check_circle: finished") == "1"
+    assert metric(app, ":material/directions_run: running") == "0"
     assert not any("No runs yet" in text for text in texts(app.info))
 
 
@@ -183,6 +194,15 @@ def test_compare_layout_and_table(with_run):
     assert list(table["name"]) == [with_run.run_id, "published mlp (GPU)", "published cnn (GPU)"]
     built = build_model("fast_cnn").count_params()
     assert list(table["parameters"]) == [built, 235_146, 1_419_210]  # mlp and cnn: the published table
+    assert list(table["test accuracy"]) == ["–", "86.46 %", "97.39 %"]  # not evaluated: a dash, not 'None'
+    # The published curves are cut at the run's last epoch unless asked for in full.
+    accuracy = json.loads(app.get("plotly_chart")[0].proto.spec)
+    published = [trace for trace in accuracy["data"] if str(trace.get("name", "")).startswith("published mlp")]
+    assert published and all(len(trace["x"]) == len(with_run.epochs) for trace in published)
+    app.toggle(key="compare_clip").set_value(False).run()
+    accuracy = json.loads(app.get("plotly_chart")[0].proto.spec)
+    published = [trace for trace in accuracy["data"] if str(trace.get("name", "")).startswith("published mlp")]
+    assert all(len(trace["x"]) == 100 for trace in published)
 
 
 # Evaluate
@@ -206,7 +226,18 @@ def test_evaluate_scores_the_run_and_filters_mistakes(with_run):
     assert metric(app, "Misclassified") == f"{int(wrong.sum()):,}"
     app.selectbox(key="evaluate_true").set_value(7).run()
     count = int((wrong & (mnist.y_test == 7)).sum())
-    assert any(text.startswith(f"{count:,} digits") for text in texts(app.caption))
+    assert any(text.startswith(f"{count:,} mistakes") for text in texts(app.caption))
+
+    # The boxed cell of the matrix is always the one the dropdowns show.
+    app.selectbox(key="evaluate_predicted").set_value(5).run()
+    assert highlighted_cell(app) == (7, 5)
+    app.selectbox(key="evaluate_true").set_value(3).run()
+    assert highlighted_cell(app) == (3, 5)
+    app.selectbox(key="evaluate_predicted").set_value(3).run()
+    right = int(((predicted == mnist.y_test) & (mnist.y_test == 3)).sum())
+    assert any(text.startswith(f"{right:,} 3s classified correctly") for text in texts(app.caption))
+    app.selectbox(key="evaluate_true").set_value("any").run()
+    assert highlighted_cell(app) is None
 
 
 # Draw

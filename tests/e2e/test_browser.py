@@ -15,6 +15,7 @@ from playwright.sync_api import Page, expect
 
 from mnist_core import control, runs
 from mnist_core.config import TrainConfig
+from mnist_core.labels import short_name
 
 from .streamlit_browser import no_exception, open_page, plotly_traces, selectbox, wait_for_app, wait_until
 
@@ -254,8 +255,9 @@ def test_compare_overlays_both_runs(page: Page, server, finished_runs):
         legend = chart.locator(".legendtext").all_text_contents()
         traces = plotly_traces(chart)
         for run in finished_runs:
-            assert f"{run.run_id} · validation" in legend, f"{run.run_id} missing from the {key} legend: {legend}"
-            curve = next(t for t in traces if t["name"] == f"{run.run_id} · validation")
+            name = short_name(run.run_id, run.config.architecture)
+            assert name in legend, f"{name} missing from the {key} legend: {legend}"
+            curve = next(t for t in traces if t["name"] == name)  # the validation curve carries the run's name
             assert curve["x"] == list(range(1, run.config.epochs + 1)), curve
     no_exception(page)
 
@@ -279,8 +281,8 @@ def test_evaluate_confusion_matrix_and_gallery(page: Page, server, finished_runs
     misclassified = int(wrong.locator('[data-testid="stMetricValue"]').inner_text().split()[0].replace(",", ""))
     assert misclassified == 10_000 - sum(matrix["text"][i] for i in range(100) if matrix["x"][i] == matrix["y"][i])
 
-    expect(page.get_by_role("heading", name="Misclassified test digits")).to_be_visible()
-    gallery = page.locator('[data-testid="stImage"] img')
+    expect(page.get_by_role("heading", name="Test digits of the chosen cell")).to_be_visible()
+    gallery = page.locator(".mnist-grid img")
     expect(gallery).to_have_count(min(misclassified, 60))
     wait_until(
         page,
@@ -288,7 +290,34 @@ def test_evaluate_confusion_matrix_and_gallery(page: Page, server, finished_runs
         30,
         "the gallery's images to load",
     )
-    expect(page.get_by_text(re.compile(r"^#\d+: \d → \d \(\d+%\)$")).first).to_be_visible()
+    expect(page.locator(".mnist-grid figcaption").first).to_have_text(re.compile(r"^#\d+: \d → \d \(\d+%\)$"))
+
+    # A click on a cell boxes it and fills both dropdowns; changing a dropdown moves the box; the same cell
+    # clicked again registers again; other cells keep their look.
+    def click_cell(true: int, predicted: int) -> None:
+        cells = page.locator("[class*='st-key-evaluate_confusion_'] .scatterlayer .point")
+        cells.nth(true * 10 + predicted).click(force=True)
+        wait_for_app(page)
+
+    def boxed() -> tuple[int, int] | None:
+        chart = page.locator("[class*='st-key-evaluate_confusion_'] .js-plotly-plot").first
+        shapes = chart.evaluate("g => (g.layout.shapes || []).map(s => [s.y0 + 0.5, s.x0 + 0.5])")
+        return (round(shapes[0][0]), round(shapes[0][1])) if shapes else None
+
+    click_cell(9, 5)
+    wait_until(page, lambda: boxed() == (9, 5), 30, "the clicked cell 9 → 5 to be boxed")
+    expect(selectbox(page, "True digit")).to_have_value("9")
+    expect(selectbox(page, "Predicted digit")).to_have_value("5")
+    selectbox(page, "True digit").click()
+    page.get_by_role("option", name="3", exact=True).click()
+    wait_for_app(page)
+    assert boxed() == (3, 5), "the box did not follow the dropdown"
+    click_cell(9, 5)
+    wait_until(page, lambda: boxed() == (9, 5), 30, "a second click on 9 → 5 to register")
+    opacities = page.locator("[class*='st-key-evaluate_confusion_'] .scatterlayer .point").evaluate_all(
+        "points => points.map(p => getComputedStyle(p).opacity)"
+    )
+    assert set(opacities) == {"1"}, f"cells were greyed out after a click: {set(opacities)}"
     no_exception(page)
 
 
