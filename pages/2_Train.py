@@ -6,9 +6,11 @@ from mnist_core import control, curves, reference, runs, ui
 from mnist_core.architectures import ARCHITECTURES, PRESETS, PUBLISHED_KEYS, get_architecture
 from mnist_core.config import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS, TRAIN_SPLIT_SIZE, ConfigError, TrainConfig
 
-STATUS_SECONDS = 1.0  # progress bar and metrics, while a run is active
+# How often each tab redraws a running run: thirty tabs must cost the server little, and the progress a tab
+# shows must stay within 3 s of the trainer's.
+STATUS_SECONDS = 1.5  # progress bar and metrics
 QUEUED_SECONDS = 5.0  # a queued run only waits for its turn
-RUNNING_CURVE_SECONDS = 3.0  # the per-batch chart: a few points more each time
+CHARTS_SECONDS = 4.0  # epoch curves and the running curve: a few points more each time
 
 ui.page_setup("Train")
 ui.dataset_or_stop()
@@ -96,11 +98,11 @@ with settings:
                 st.rerun()
 
 
-def show_status(run_id: str, shown: tuple) -> None:
-    """Show a run's state, progress, metrics and Stop / Continue; rerun the page when its epochs or state change."""
+def show_status(run_id: str, shown_state: str) -> None:
+    """Show a run's state, progress, metrics and Stop / Continue; rerun the page when its state changes."""
     run = runs.get_run(run_id)
-    if (run.state, len(run.epochs)) != shown:
-        st.rerun()  # an epoch ended or the state changed: redraw the epoch charts (and stop refreshing once done)
+    if run.state != shown_state:
+        st.rerun()  # it started or ended: the whole page changes (and stops refreshing once it is done)
     config, progress, state = run.config, run.progress, run.state
     st.markdown(f"### {ui.STATE_ICONS.get(state, '')} {state} · {get_architecture(config.architecture).title}")
     st.caption(ui.config_caption(config))
@@ -128,12 +130,20 @@ def show_status(run_id: str, shown: tuple) -> None:
             st.rerun()
 
 
-def show_running_curve(run_id: str, active: bool) -> None:
-    """Show the run's running (per-batch) curve, refreshed every few seconds while it trains."""
-    running, skipped = curves.running_figure(runs.run_path(run_id))
+def show_charts(run_id: str, running: bool) -> None:
+    """Show the run's epoch curves and its running (per-batch) curve, from figures shared by every tab."""
+    run = runs.get_run(run_id)
+    figures = curves.epoch_figures(run, overlay=bool(st.session_state.get("train_overlay")))
+    if figures:
+        left, right = st.columns(2)
+        left.plotly_chart(figures[0], key="train_loss_chart")
+        right.plotly_chart(figures[1], key="train_accuracy_chart")
+    else:
+        st.caption("Loss and accuracy per epoch appear here when the first epoch ends.")
+    running, skipped = curves.running_figure(run.path)
     if running is not None:
         st.plotly_chart(running, key="train_batch_chart")
-    elif active:
+    elif running:
         st.caption("The first points appear a few seconds after the run starts (TensorFlow is loading).")
     if skipped:
         st.warning(f"batches.jsonl: {skipped} unreadable line(s) left out of the running curve.")
@@ -149,19 +159,11 @@ with view:
     else:
         if selected.config.architecture in reference.published_architectures():
             st.toggle("Overlay the walkthrough's published curve", key="train_overlay")
-        is_active = selected.state in runs.ACTIVE_STATES
-        # Only the status refreshes every second; charts are drawn again when their data changes.
+        # The status refreshes every second or so, the charts every few seconds (they change by a few points).
         status_every = {runs.RUNNING: STATUS_SECONDS, runs.QUEUED: QUEUED_SECONDS}.get(selected.state)
-        ui.fragment(status_every)(show_status)(selected.run_id, (selected.state, len(selected.epochs)))
-        figures = curves.epoch_figures(selected, overlay=bool(st.session_state.get("train_overlay")))
-        if figures:
-            left, right = st.columns(2)
-            left.plotly_chart(figures[0], key="train_loss_chart")
-            right.plotly_chart(figures[1], key="train_accuracy_chart")
-        else:
-            st.caption("Loss and accuracy per epoch appear here when the first epoch ends.")
-        curve_every = RUNNING_CURVE_SECONDS if is_active else None
-        ui.fragment(curve_every)(show_running_curve)(selected.run_id, is_active)
+        ui.fragment(status_every)(show_status)(selected.run_id, selected.state)
+        running = selected.state == runs.RUNNING
+        ui.fragment(CHARTS_SECONDS if running else None)(show_charts)(selected.run_id, running)
 
 st.divider()
 st.subheader("All runs")
