@@ -1,20 +1,85 @@
-"""A drawn digit made MNIST-like (crop, fit 20x20, centre by mass in 28x28) and fast prediction."""
+"""A drawn digit made MNIST-like (crop, fit 20x20, centre by mass in 28x28), measured against MNIST's own digits
+(too little ink, too small, flat, a blot, scattered pieces), and fast prediction."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import weakref
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mnist_core.config import IMAGE_SIZE
 from mnist_core.tfimport import import_keras
 
+if TYPE_CHECKING:
+    from mnist_core.runs import Run
+
 INK_THRESHOLD = 0.1  # grey level (0-1) above which a canvas pixel counts as ink
 MIN_INK_PIXELS = 4  # fewer inked pixels than this is a blank canvas (or a stray click)
 FIT_SIZE = 20  # MNIST scaled each digit to fit a 20x20 box...
 CENTRE = (IMAGE_SIZE - 1) / 2  # ...then moved its centre of mass to the middle of the 28x28 field
+
+# What a drawing must measure to be read as a digit. The limits come from MNIST's 10,000 test digits put through
+# preprocess_canvas (tests/test_predict.py measures them all; 99.9 % pass every check):
+# - ink share (ink pixels / image): 5.1 % at the least, 9-26 % for nine in ten (5th-95th percentile). The canvas pen
+#   (18 px on 280) is thinner than MNIST's (about 2.5 px on 28), so a drawn digit covers roughly half as much: a
+#   drawn "1" covers about 5 %, a dot 0.3 %, a short dash 1-2 %.
+MIN_INK_SHARE = 0.025
+USUAL_INK_SHARE = (0.10, 0.25)
+# - extent (the longer side of the ink's bounding box / the image's side): MNIST's digits were scaled to 20 of 28
+#   pixels, so 68-71 %; a drawing smaller than 30 % of the canvas becomes a thick blot once scaled up.
+MIN_EXTENT = 0.30
+USUAL_EXTENT = 0.70
+# - height / width of the bounding box: 0.5 at the least (a wide 2 or 7); a dash lying flat is far below.
+MIN_HEIGHT_TO_WIDTH = 0.3
+# - ink share of the 28x28 image the model sees: 38 % at the most; a scribbled-over patch fills more (a filled
+#   square 51 %, a filled disc 40 %: a dot is caught by the ink share and the extent).
+MAX_FITTED_INK_SHARE = 0.42
+# - pieces (8-connected groups of ink in the 28x28 image): one for 97 %, three at the most for 99.9 %.
+MAX_PIECES = 3
+NOT_A_DIGIT = "This does not look like a digit"
+
+
+@dataclass(frozen=True)
+class Measures:
+    """How a drawing compares with MNIST's digits: shares are fractions (0-1), measured after preprocessing."""
+
+    ink_share: float  # inked pixels / pixels of the drawn image (canvas or 28x28 test digit)
+    extent: float  # longer side of the ink's bounding box / the image's side
+    height_to_width: float  # the ink's bounding box, height / width
+    fitted_ink_share: float  # inked pixels / 784 in the 28x28 image the model sees
+    pieces: int  # 8-connected groups of ink in the 28x28 image
+
+    def problems(self) -> list[str]:
+        """Return what makes the drawing unlike a digit, each with what was measured (empty when nothing)."""
+        problems = []
+        low, high = USUAL_INK_SHARE
+        if self.ink_share < MIN_INK_SHARE:
+            problems.append(
+                f"only {100 * self.ink_share:.1f} % of the image is ink, where an MNIST digit covers "
+                f"{100 * low:.0f}-{100 * high:.0f} % of its image (one drawn here at least "
+                f"{100 * MIN_INK_SHARE:.1f} %)"
+            )
+        if self.extent < MIN_EXTENT:
+            problems.append(
+                f"it spans only {100 * self.extent:.0f} % of the canvas; a digit spans about "
+                f"{100 * USUAL_EXTENT:.0f} %: draw it larger"
+            )
+        if self.height_to_width < MIN_HEIGHT_TO_WIDTH:
+            problems.append(
+                f"it is {1 / self.height_to_width:.0f} times as wide as tall; digits are at most twice as wide"
+            )
+        if self.fitted_ink_share > MAX_FITTED_INK_SHARE:
+            problems.append(
+                f"scaled to the model's 28x28 image the ink fills {100 * self.fitted_ink_share:.0f} % of it; "
+                f"digits fill at most {100 * MAX_FITTED_INK_SHARE:.0f} %: it looks like a blot"
+            )
+        if self.pieces > MAX_PIECES:
+            problems.append(f"it is {self.pieces} separate pieces; a digit is one, at most {MAX_PIECES}")
+        return problems
 
 
 @dataclass
@@ -25,6 +90,16 @@ class Preprocessed:
     image: np.ndarray | None
     steps: dict[str, np.ndarray] = field(default_factory=dict)
     message: str = ""
+    measures: Measures | None = None
+    source: str = "canvas"  # or "sample": a test digit shown while the canvas is blank
+
+    @property
+    def warning(self) -> str | None:
+        """Return why the drawing does not look like a digit, with what was measured; None when it does."""
+        problems = self.measures.problems() if self.measures else []
+        if not problems:
+            return None
+        return f"{NOT_A_DIGIT}: {'; '.join(problems)}. The answer below means little; draw one digit, large."
 
 
 def to_grayscale(canvas: np.ndarray) -> np.ndarray:
@@ -87,7 +162,65 @@ def preprocess_canvas(canvas: np.ndarray) -> Preprocessed:
         blank=False,
         image=image,
         steps={"grayscale": grey, "cropped": cropped, "fitted_20x20": boxed, "centred_28x28": image},
+        measures=measure(ink, cropped.shape, image),
     )
+
+
+def measure(ink: np.ndarray, box: tuple[int, int], image: np.ndarray) -> Measures:
+    """Return the Measures of a drawing: `ink` its inked pixels (H, W), `box` the (height, width) of their bounding
+    box, `image` the 28x28 image made of it."""
+    from scipy import ndimage  # scikit-learn's dependency; labelling a 28x28 image takes microseconds
+
+    fitted_ink = image > INK_THRESHOLD
+    _, pieces = ndimage.label(fitted_ink, structure=np.ones((3, 3), dtype=bool))
+    height, width = box
+    return Measures(
+        ink_share=float(ink.mean()),
+        extent=max(height / ink.shape[0], width / ink.shape[1]),
+        height_to_width=height / width,
+        fitted_ink_share=float(fitted_ink.mean()),
+        pieces=int(pieces),
+    )
+
+
+def drawing_or_sample(canvas: np.ndarray | None, sample: np.ndarray | None = None) -> Preprocessed:
+    """Return what the Draw page predicts: the canvas preprocessed, or, while it is blank (or None, not drawn on
+    yet) and there is one, the test digit `sample` preprocessed (source "sample")."""
+    prepared = preprocess_canvas(canvas) if canvas is not None else None
+    if (prepared is None or prepared.blank) and sample is not None:
+        return dataclasses.replace(preprocess_canvas(sample), source="sample")
+    if prepared is None:
+        return Preprocessed(blank=True, image=None, message="The canvas is blank: draw a digit.")
+    return prepared
+
+
+def default_model(candidates: list[Run]) -> tuple[Run, str] | None:
+    """Return the run to open the Draw page on, and why, in words; None when there are no candidates.
+
+    Runs are ranked by their test accuracy where they have an evaluation of their current model, else by their
+    best validation accuracy (the newest wins a tie); runs with neither come last."""
+    from mnist_core.evaluate import stored_evaluation  # evaluate imports this module
+
+    def score(run: Run) -> tuple[float, str] | None:
+        evaluation = stored_evaluation(run)
+        if evaluation is not None:
+            return float(evaluation["accuracy"]), "test"
+        return (float(run.best_val_accuracy), "validation") if run.best_val_accuracy is not None else None
+
+    if not candidates:
+        return None
+    scored = [(run, score(run)) for run in candidates]
+    ranked = [(run, found) for run, found in scored if found is not None]
+    if not ranked:
+        return candidates[0], f"{candidates[0].run_id}, the newest: no run has finished an epoch yet"
+    best, (accuracy, basis) = max(ranked, key=lambda item: item[1][0])  # max keeps the first (newest) of a tie
+    why = f"{best.run_id}, the best {basis} accuracy ({100 * accuracy:.2f} %)"
+    evaluated = sum(found[1] == "test" for _, found in ranked)
+    if basis == "validation" and not evaluated:
+        return best, f"{why}; no run has been evaluated on the test set yet (Evaluate page)"
+    if evaluated < len(ranked):
+        return best, f"{why}; runs not evaluated on the test set count with their validation accuracy"
+    return best, why
 
 
 class Predictor:

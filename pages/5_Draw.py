@@ -1,13 +1,13 @@
 """Draw: draw a digit and see the 28x28 image a model sees and what every trained model predicts."""
 
 import streamlit as st
-from streamlit_drawable_canvas import st_canvas
 
 from mnist_core import charts, predict, runs, ui
 from mnist_core.architectures import get_architecture
 from mnist_core.models import ModelFileError
 
 CANVAS_SIZE = 280
+CLEAR_SHORTCUT = "Backspace"
 STEP_TITLES = {
     "cropped": "1 · cropped to the ink",
     "fitted_20x20": "2 · scaled into 20x20",
@@ -15,7 +15,7 @@ STEP_TITLES = {
 }
 
 
-ui.page_setup("Draw", "✏️")
+ui.page_setup("Draw")
 view = ui.dataset_or_stop()
 with_model = [run for run in runs.list_runs() if run.has_model and run.state not in runs.ACTIVE_STATES]
 if not with_model:
@@ -24,43 +24,42 @@ if not with_model:
 
 canvas_column, result_column = st.columns([1, 2], gap="large")
 with canvas_column:
-    st.caption("Draw one digit with the mouse, large and centred, like on paper.")
-    st.session_state.setdefault("draw_canvas_version", 0)
-    canvas = st_canvas(
-        stroke_width=18,
-        stroke_color="#FFFFFF",
-        background_color="#000000",
-        height=CANVAS_SIZE,
-        width=CANVAS_SIZE,
-        drawing_mode="freedraw",
-        return_image_data=True,
-        key=f"draw_canvas_{st.session_state['draw_canvas_version']}",
+    st.caption(
+        "Draw one digit with the mouse, large and centred, like on paper. With the mouse over the canvas, its "
+        "toolbar shows above its top right corner: **Undo** takes back the last stroke, then Redo, Edit and the bin."
     )
-    clear_column, sample_column = st.columns(2)
-    if clear_column.button("Clear", key="draw_clear", icon="🧹", width="stretch"):
-        st.session_state["draw_canvas_version"] += 1
-        st.session_state.pop("draw_sample", None)
-        st.rerun()
-    if sample_column.button(
+    st.space("small")  # room for that toolbar, clear of the caption
+    image, clear = ui.drawing_canvas("draw_canvas", CANVAS_SIZE)
+    # One above the other: side by side, the shortcut's key cap leaves "Clear" no room.
+    st.button(
+        "Clear",
+        key="draw_clear",
+        icon=":material/ink_eraser:",
+        width="stretch",
+        shortcut=CLEAR_SHORTCUT,
+        help=f"Empty the canvas (shortcut: {CLEAR_SHORTCUT}). Undo, in the canvas's toolbar, takes back one stroke.",
+        on_click=clear,
+        kwargs={"draw_sample": None},
+    )
+    st.button(
         "Test digit",
         key="draw_sample_button",
-        icon="🎲",
+        icon=":material/casino:",
         width="stretch",
         help="Try a random digit from the test set instead of drawing one",
-    ):
-        st.session_state["draw_canvas_version"] += 1
-        st.session_state["draw_sample"] = predict.random_index(len(view.labels["test"]))
-        st.rerun()
+        on_click=clear,
+        kwargs={"draw_sample": predict.random_index(len(view.labels["test"]))},
+    )
 
 with result_column:
-    run = ui.pick_run(with_model, "draw_run", label="Model")
-    image_data = canvas.image_data if canvas is not None else None
-    prepared = predict.preprocess_canvas(image_data) if image_data is not None else None
+    best, why_best = predict.default_model(with_model)  # after the canvas: a Clear reaches it sooner
+    run = ui.pick_run(with_model, "draw_run", label="Model", default_id=best.run_id)
+    st.caption(f"{'Opened on' if run.run_id == best.run_id else 'The best model is'} {why_best}.")
     sample = st.session_state.get("draw_sample")
-    if (prepared is None or prepared.blank) and sample is not None:
-        prepared = predict.preprocess_canvas(view.images["test"][sample])
+    prepared = predict.drawing_or_sample(image, view.images["test"][sample] if sample is not None else None)
+    if prepared.source == "sample":
         st.caption(f"Test digit #{sample:,}, labelled {view.labels['test'][sample]}: draw on the canvas to replace it.")
-    if prepared is None or prepared.blank:
+    if prepared.blank:
         st.info("The canvas is blank: draw a digit to see the predictions.")
         st.stop()
     try:
@@ -69,16 +68,22 @@ with result_column:
         st.error(f"This run's model cannot be loaded: {error}")
         st.stop()
     digit = int(probabilities.argmax())
-    verdict, chart = st.columns([1, 3])
-    verdict.metric("Prediction", digit, help="the digit with the highest probability")
-    verdict.metric("Confidence", ui.percent(float(probabilities[digit])))
-    chart.plotly_chart(charts.probability_figure(probabilities), key="draw_probabilities")
+    if prepared.warning:
+        st.warning(prepared.warning, icon=":material/help:")
+        st.plotly_chart(charts.probability_figure(probabilities), key="draw_probabilities")
+    else:
+        verdict, chart = st.columns([1, 3])
+        verdict.metric("Prediction", digit, help="the digit with the highest probability")
+        verdict.metric("Confidence", ui.percent(float(probabilities[digit])))
+        chart.plotly_chart(charts.probability_figure(probabilities), key="draw_probabilities")
     st.markdown("**What the model sees**")
     step_columns = st.columns(len(STEP_TITLES))
     for column, (step, title) in zip(step_columns, STEP_TITLES.items(), strict=True):
         column.image(predict.squared(prepared.steps[step]), caption=title, width="stretch", clamp=True)
 
 st.subheader("Every trained model")
+if prepared.warning:
+    st.caption("The drawing does not look like a digit (see above): take these answers with a grain of salt.")
 tiles = st.columns(4)
 for i, other in enumerate(with_model):
     try:
@@ -87,9 +92,9 @@ for i, other in enumerate(with_model):
         tiles[i % 4].warning(f"{other.run_id}: its model file cannot be loaded.")
         continue
     with tiles[i % 4]:
-        best = int(probs.argmax())
+        top = int(probs.argmax())
         st.markdown(
-            f"**{best}** · {ui.percent(float(probs[best]))}  \n{get_architecture(other.config.architecture).title}"
+            f"**{top}** · {ui.percent(float(probs[top]))}  \n{get_architecture(other.config.architecture).title}"
         )
         st.plotly_chart(
             charts.probability_figure(probs, height=170, title=other.run_id),
