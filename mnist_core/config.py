@@ -142,19 +142,20 @@ def runs_root() -> Path:
     return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR).resolve()
 
 
+def _positive_int_env(name: str, default: int) -> int:
+    """Return the whole number >= 1 in environment variable `name`, or `default` when unset or not a number."""
+    raw = os.environ.get(name, "")
+    try:
+        return max(1, int(raw)) if raw.strip() else default
+    except ValueError:
+        return default
+
+
 def max_concurrent_runs() -> int:
     """Return how many runs may train at once (MNIST_MAX_CONCURRENT_RUNS, default 1)."""
-    raw = os.environ.get(MAX_CONCURRENT_ENV, "")
-    try:
-        return max(1, int(raw)) if raw.strip() else DEFAULT_MAX_CONCURRENT_RUNS
-    except ValueError:
-        return DEFAULT_MAX_CONCURRENT_RUNS
+    return _positive_int_env(MAX_CONCURRENT_ENV, DEFAULT_MAX_CONCURRENT_RUNS)
 
 
 def max_queued_per_owner() -> int:
     """Return how many runs one browser session may have queued or running (MNIST_MAX_QUEUED_PER_SESSION)."""
-    raw = os.environ.get(MAX_QUEUED_ENV, "")
-    try:
-        return max(1, int(raw)) if raw.strip() else DEFAULT_MAX_QUEUED_PER_SESSION
-    except ValueError:
-        return DEFAULT_MAX_QUEUED_PER_SESSION
+    return _positive_int_env(MAX_QUEUED_ENV, DEFAULT_MAX_QUEUED_PER_SESSION)
