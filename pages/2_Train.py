@@ -53,7 +53,7 @@ with settings:
             LR_SCHEDULES,
             LR_SCHEDULES.index(schedule),
             key=f"train_schedule_{key}",
-            help="one_cycle: warm up over the first 10 % of steps, then cosine down to zero.",
+            help=ui.HELP["one_cycle"],
         )
         augmentation = st.selectbox(
             "Augmentation",
@@ -116,17 +116,21 @@ def show_status(run_id: str, shown_state: str) -> None:
     metric_columns[0].metric("Epoch" if state == runs.RUNNING else "Epochs done", f"{epoch} / {config.epochs}")
     metric_columns[1].metric("Seconds / epoch", f"{run.epochs[-1]['seconds']:.1f}" if run.epochs else "–")
     metric_columns[2].metric("Time left", ui.duration(runs.time_left(run)) if state == runs.RUNNING else "–")
-    metric_columns[3].metric("Best val accuracy", ui.percent(run.best_val_accuracy))
+    metric_columns[3].metric(
+        "Best val accuracy", ui.percent(run.best_val_accuracy), help=ui.HELP["validation_accuracy"]
+    )
     if state in runs.ACTIVE_STATES:
         stop = st.button("Stop", icon=":material/stop:", key="train_stop")
         if stop and ui.act(control.request_stop, run.run_id, actor=ui.actor()):
             st.toast("Stop requested: it stops after the current batch.")
+        st.caption(ui.HELP["stop_continue"])
     elif run.has_model:
         extra_column, button_column = st.columns([1, 1], vertical_alignment="bottom")
-        extra = extra_column.number_input("More epochs", 1, 1000, 2, key="train_more_epochs")
-        if button_column.button("Continue training", icon=":material/play_arrow:", key="train_continue") and ui.act(
-            control.continue_run, run.run_id, int(extra), actor=ui.actor()
-        ):
+        extra = extra_column.number_input(
+            "More epochs", 1, 1000, 2, key="train_more_epochs", help=ui.HELP["stop_continue"]
+        )
+        continue_clicked = button_column.button("Continue training", icon=":material/play_arrow:", key="train_continue")
+        if continue_clicked and ui.act(control.continue_run, run.run_id, int(extra), actor=ui.actor()):
             st.rerun()
 
 
