@@ -115,19 +115,24 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def context(browser, server):
-    """Return a fresh browser context (its own cookies, storage and tabs) for one test."""
+def checked_context(browser):
+    """Yield a fresh browser context (its own cookies, storage and tabs); uncaught JavaScript errors in any of
+    its tabs fail the test. (Console 404s for <page>/_stcore/health and host-config are Streamlit probing for
+    a base URL on every /Page load; they are not errors of the app.)"""
     ctx = browser.new_context(viewport=VIEWPORT)
     ctx.set_default_timeout(30_000)
-    # Uncaught JavaScript errors in any tab fail the test. (Console 404s for <page>/_stcore/health and
-    # host-config are Streamlit probing for a base URL on every /Page load; they are not errors of the app.)
     errors: list[str] = []
     ctx.on("page", lambda tab: tab.on("pageerror", lambda error: errors.append(f"{tab.url}: {error}")))
     yield ctx
     ctx.close()
     if errors:
         pytest.fail("uncaught JavaScript errors in the browser:\n" + "\n".join(errors))
+
+
+@pytest.fixture
+def context(browser, server):
+    """Return a fresh browser context for one test, on the session's shared server."""
+    yield from checked_context(browser)
 
 
 def artifact_name(request, suffix: str = "") -> str:

@@ -14,12 +14,12 @@ import signal
 import time
 
 import pytest
-from playwright.sync_api import BrowserContext, Locator, Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from mnist_core import control, runs
 from mnist_core.config import TrainConfig
 
-from .conftest import SHARED_MODE_ENV, start_server
+from .conftest import SHARED_MODE_ENV, checked_context, start_server
 from .streamlit_browser import (
     ARTIFACTS,
     VIEWPORT,
@@ -94,14 +94,7 @@ def two_runs(draw_server) -> tuple[runs.Run, runs.Run]:
 @pytest.fixture
 def context(browser):
     """A fresh browser context for one test (overrides conftest's, which needs the session's shared server)."""
-    ctx: BrowserContext = browser.new_context(viewport=VIEWPORT)
-    ctx.set_default_timeout(30_000)
-    errors: list[str] = []
-    ctx.on("page", lambda tab: tab.on("pageerror", lambda error: errors.append(f"{tab.url}: {error}")))
-    yield ctx
-    ctx.close()
-    if errors:
-        pytest.fail("uncaught JavaScript errors in the browser:\n" + "\n".join(errors))
+    yield from checked_context(browser)
 
 
 def canvas_box(page: Page) -> dict:
