@@ -312,14 +312,47 @@ def machine_busy_s() -> float:
     return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def renice(pids, niceness: int) -> None:
-    """Give our own processes `pids` (the browser and its driver) the niceness `niceness`."""
-    for pid in pids:
-        try:
-            if os.getpriority(os.PRIO_PROCESS, pid) != niceness:
-                os.setpriority(os.PRIO_PROCESS, pid, niceness)
-        except OSError:
-            pass  # gone already
+def parse_cpus(text: str | None) -> set[int]:
+    """Return the CPU numbers in a list like "1" or "2,3" (empty for None)."""
+    return {int(part) for part in text.split(",") if part.strip()} if text else set()
+
+
+class Placement:
+    """Where the browser runs: its niceness and CPUs; the server, the trainer and this script keep the other CPUs.
+
+    In a classroom the browsers run on the students' machines, not on the one that trains: with --browser-cpus
+    the tabs get CPUs of their own, so what is measured on the rest is what the studio itself costs the trainer.
+    """
+
+    def __init__(self, niceness: int = 0, cpus: set[int] | None = None):
+        self.niceness, self.cpus = niceness, cpus or set()
+        if self.cpus:
+            rest = set(range(os.cpu_count())) - self.cpus
+            if not rest:
+                raise SystemExit("--browser-cpus must leave at least one CPU for the server and the trainer")
+            os.sched_setaffinity(0, rest)  # inherited by the server, the CLI, its supervisor and worker
+
+    def describe(self) -> str:
+        """Return a phrase saying where the browser ran."""
+        where = f"on CPU {','.join(map(str, sorted(self.cpus)))}, the rest on the others" if self.cpus else "shared"
+        return where + (f", niceness {self.niceness}" if self.niceness else "")
+
+    def apply(self, pids) -> None:
+        """Give our own processes `pids` (the browser and its driver) the niceness and the CPUs asked for."""
+        for pid in pids:
+            try:
+                if self.niceness and os.getpriority(os.PRIO_PROCESS, pid) != self.niceness:
+                    os.setpriority(os.PRIO_PROCESS, pid, self.niceness)
+                if self.cpus and os.sched_getaffinity(pid) != self.cpus:
+                    os.sched_setaffinity(pid, self.cpus)
+            except OSError:
+                pass  # gone already
+
+    def apply_to_browser(self, server_pid: int) -> None:
+        """Place every process of this script's tree that is neither the server's nor this script."""
+        if self.niceness or self.cpus:
+            table = process_table()
+            self.apply(subtree(table, os.getpid()) - subtree(table, server_pid) - {os.getpid()})
 
 
 class CpuSampler:
@@ -327,8 +360,8 @@ class CpuSampler:
 
     GROUPS = ("server", "browser", "worker", "machine")
 
-    def __init__(self, server_pid: int, run_id: str, browser_nice: int = 0):
-        self.server_pid, self.run_id, self.browser_nice = server_pid, run_id, browser_nice
+    def __init__(self, server_pid: int, run_id: str, placement: Placement):
+        self.server_pid, self.run_id, self.placement = server_pid, run_id, placement
         self.samples: list[dict] = []  # {"t": wall time, group: % of one core over the interval before}
         self._previous = self._read()
         self._done = threading.Event()
@@ -342,8 +375,7 @@ class CpuSampler:
         # This script's own tree: Playwright's driver, Chromium, the CLI calls, and the script itself.
         browser = subtree(table, os.getpid()) - server - training
         groups = {"server": server, "browser": browser, "worker": training}
-        if self.browser_nice:
-            renice(browser - {os.getpid()}, self.browser_nice)
+        self.placement.apply(browser - {os.getpid()})
         cpu = {pid: stat["cpu_s"] for pid, stat in table.items()}
         waited = table.get(self.server_pid, {}).get("children_cpu_s", 0.0)
         return {"t": time.time(), "cpu": cpu, "groups": groups, "server_waited": waited, "machine": machine_busy_s()}
@@ -385,7 +417,7 @@ class CpuSampler:
 # --- Tabs -----------------------------------------------------------------------------------------------
 
 
-def open_tabs(browser, url: str, count: int) -> list[dict]:
+def open_tabs(browser, url: str, count: int, place=lambda: None) -> list[dict]:
     """Open `count` tabs on `url`, each in its own context; return them with the seconds to heading and caption.
 
     Each tab is opened once the one before shows its heading (or after STAGGER_S), so the tabs arrive one after
@@ -401,6 +433,7 @@ def open_tabs(browser, url: str, count: int) -> list[dict]:
         context.add_init_script(FIRST_SEEN_JS)
         context.add_init_script(MESSAGES_JS)
         page = context.new_page()
+        place()  # its renderer is new: nice it and move it to the browser's CPUs before it loads the page
         page.set_default_timeout(OPEN_TIMEOUT_S * 1000)
         tab = {"tab": index, "context": context, "page": page, "first_show_s": None, "first_caption_s": None}
         tabs.append(tab)
@@ -525,13 +558,11 @@ def phase(name: str, runs_dir: Path, server, args, browser=None) -> dict:
     try:
         training.wait_first_rows()
         if browser is not None:
-            tabs = open_tabs(browser, f"http://127.0.0.1:{server.port}/Train?run={training.run_id}", tabs_wanted)
-            if args.browser_nice:
-                table = process_table()
-                renice(subtree(table, os.getpid()) - subtree(table, server.pid) - {os.getpid()}, args.browser_nice)
+            url = f"http://127.0.0.1:{server.port}/Train?run={training.run_id}"
+            tabs = open_tabs(browser, url, tabs_wanted, lambda: args.placement.apply_to_browser(server.pid))
         pause(tabs, args.warmup)
         start_readers(tabs)
-        sampler = CpuSampler(server.pid, training.run_id, args.browser_nice)
+        sampler = CpuSampler(server.pid, training.run_id, args.placement)
         sampler.start()
         start = time.time()
         age = {"run_elapsed_s": training.rows[-1][1]["elapsed"], "batches_rows": len(training.rows)}
@@ -662,6 +693,7 @@ def report(args, phases: list[dict]) -> tuple[dict, list[dict]]:
         f"\nLive view: an MLP run trained with no tab, then with {n} tabs on /Train?run=...; window {args.seconds:g} s"
         f" after {args.warmup:g} s warm-up, {args.rounds} round(s). 'window' = over the whole window; median/min/max"
         f" over {SLICE_S:g} s slices (batches/s) or {CPU_EVERY_S:g} s samples (CPU)."
+        f" Browser: {args.placement.describe()}."
     )
     benchlib.print_table(
         ["figure", "no tab", "median", "min", "max", f"{n} tabs", "median", "min", "max", "tabs / no tab"], rows
@@ -806,6 +838,11 @@ def main() -> None:
         " takes less from training and the server: a lower-bound view of the browser's share)",
     )
     parser.add_argument(
+        "--browser-cpus",
+        help="CPUs for Chromium, e.g. 1: the server, the trainer and this script keep the others, in both phases"
+        " (as in a classroom, where the browsers are the students' machines); default: all CPUs shared",
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="smoke-test scale: 3 tabs, 15 s window, 5 s warm-up (unless given)"
     )
     args = parser.parse_args()
@@ -814,6 +851,7 @@ def main() -> None:
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else full)
     benchlib.setup(args)
+    args.placement = Placement(args.browser_nice, parse_cpus(args.browser_cpus))
     sync_playwright = benchlib.require_browser()
 
     runs_dir = benchlib.temp_runs_dir("live-tabs")
@@ -834,6 +872,7 @@ def main() -> None:
                 browser = playwright.chromium.launch(
                     executable_path=benchlib.CHROMIUM, headless=True, args=BROWSER_ARGS
                 )
+                args.placement.apply_to_browser(server.pid)
                 try:
                     phases.append(phase(f"B{round_number}", runs_dir, server, args, browser))
                 finally:
@@ -858,6 +897,8 @@ def main() -> None:
                 "quick": args.quick,
                 "read_every_s": READ_EVERY_S,
                 "browser_nice": args.browser_nice,
+                "browser_cpus": sorted(args.placement.cpus),
+                "placement": args.placement.describe(),
                 "slice_s": SLICE_S,
                 "browser_args": BROWSER_ARGS,
             },
