@@ -16,11 +16,22 @@ TARGET_NEAR = 0.9
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#bab0ac")
 METRIC_TITLES = {"loss": "Loss (cross-entropy)", "accuracy": "Accuracy"}
 X_TITLES = {"epoch": "Epoch", "elapsed": "Training seconds"}
-# Legend below the x-axis title, not on top of it.
+# Legend below the x-axis title, not on top of it; a top margin that holds Plotly's toolbar (about 30 px, shown
+# on hover or a tap) above the title, which sits on the plot area: on a phone the toolbar covered it.
 LAYOUT = {
-    "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+    "margin": {"l": 10, "r": 10, "t": 64, "b": 10},
     "legend": {"orientation": "h", "y": -0.3, "yanchor": "top"},
 }
+TITLE_PLACE = {"xref": "paper", "x": 0, "xanchor": "left", "yref": "paper", "y": 1, "yanchor": "bottom"}
+
+
+def _title(text: str, subtitle: str = "") -> dict:
+    """Return a layout title `text` (and a smaller `subtitle` under it) on the plot area's top edge, below the
+    toolbar's strip; a phone's width holds either line."""
+    if not text:
+        return {"text": ""}
+    pad = 28 if subtitle else 10  # the title's baseline is placed; the subtitle hangs below it
+    return {"text": text, "subtitle": {"text": subtitle}, "pad": {"b": pad}, **TITLE_PLACE}
 
 
 @dataclass
@@ -101,8 +112,12 @@ def curves_figure(
                     marker={"size": 5},
                 )
             )
-    title = f"{METRIC_TITLES.get(metric, metric)} · solid: validation, dotted: training"
-    figure.update_layout(title=title, xaxis_title=X_TITLES[x], height=height, **LAYOUT)
+    figure.update_layout(
+        title=_title(METRIC_TITLES.get(metric, metric), "solid: validation · dotted: training"),
+        xaxis_title=X_TITLES[x],
+        height=height,
+        **{**LAYOUT, "margin": {**LAYOUT["margin"], "t": 84}},  # room for the subtitle too
+    )
     if x == "epoch" and max((len(item.rows) for item in series), default=0) <= 20:
         figure.update_xaxes(dtick=1)  # whole epochs only, no '1.5'
     if metric == "accuracy":
@@ -157,7 +172,9 @@ def batch_curve_figure(batches: list[dict], height: int = 300) -> go.Figure:
     figure.update_yaxes(
         title_text="accuracy", tickformat=percent_tick_format([row["accuracy"] for row in batches]), secondary_y=True
     )
-    figure.update_layout(title="Running curve (every few batches)", xaxis_title="Epoch", height=height, **LAYOUT)
+    figure.update_layout(
+        title=_title("Running curve (every few batches)"), xaxis_title="Epoch", height=height, **LAYOUT
+    )
     return figure
 
 
@@ -177,7 +194,7 @@ def digit_figure(image: np.ndarray, show_values: bool = True, height: int = 420,
     )
     figure.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False, showgrid=False, zeroline=False)
     figure.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    figure.update_layout(height=height, title=title, margin={"l": 0, "r": 0, "t": 30 if title else 0, "b": 0})
+    figure.update_layout(height=height, title=_title(title), margin={"l": 0, "r": 0, "t": 64 if title else 0, "b": 0})
     return figure
 
 
@@ -195,7 +212,7 @@ def class_counts_figure(counts: dict[str, list[int]], height: int = 320) -> go.F
     return figure
 
 
-def mean_images_figure(means: np.ndarray, height: int = 200) -> go.Figure:
+def mean_images_figure(means: np.ndarray, height: int = 212) -> go.Figure:
     """Return the ten mean digits side by side."""
     figure = make_subplots(
         rows=1, cols=NUM_CLASSES, subplot_titles=[str(d) for d in range(NUM_CLASSES)], horizontal_spacing=0.01
@@ -211,7 +228,7 @@ def mean_images_figure(means: np.ndarray, height: int = 200) -> go.Figure:
     for digit in range(NUM_CLASSES):  # square pixels: each subplot's y axis follows its own x axis
         suffix = "" if digit == 0 else str(digit + 1)
         figure.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
-    figure.update_layout(height=height, margin={"l": 0, "r": 0, "t": 25, "b": 0})
+    figure.update_layout(height=height, margin={"l": 0, "r": 0, "t": 56, "b": 0})  # digits clear of the toolbar
     return figure
 
 
@@ -291,10 +308,10 @@ def probability_figure(probs: np.ndarray, height: int = 260, title: str = "") ->
         )
     )
     figure.update_layout(
-        title=title,
+        title=_title(title),
         xaxis={"dtick": 1, "title": "digit"},
         yaxis={"range": [0, 1.15], "tickformat": ".0%"},
         height=height,
-        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
+        margin={"l": 10, "r": 10, "t": 64 if title else 10, "b": 10},
     )
     return figure

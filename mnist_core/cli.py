@@ -192,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     stop.set_defaults(func=cmd_stop)
     cont = sub.add_parser("continue", help="train a finished or stopped run for more epochs")
     cont.add_argument("run")
-    cont.add_argument("--epochs", type=int, help="epochs past those finished (default: up to the planned epochs)")
+    cont.add_argument(
+        "--epochs", type=int, help="epochs to add to the plan (default: none, train on to the planned epochs)"
+    )
     cont.add_argument("--detach", action="store_true")
     cont.set_defaults(func=cmd_continue)
     sub.add_parser("architectures", help="list the architectures").set_defaults(func=cmd_architectures)

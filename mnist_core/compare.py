@@ -5,8 +5,8 @@ from __future__ import annotations
 from mnist_core import reference
 from mnist_core.architectures import get_architecture
 from mnist_core.charts import Series
-from mnist_core.labels import MISSING, percent, short_name
-from mnist_core.runs import Run
+from mnist_core.labels import EPOCHS_DONE, SECONDS_PER_EPOCH, percent, seconds, short_name
+from mnist_core.runs import Run, median_epoch_seconds
 
 
 def run_series(selected: list[Run]) -> list[Series]:
@@ -33,11 +33,6 @@ def published_series(architectures: list[str], epochs: int | None = None) -> lis
     return [Series(f"published {key}", reference.published_curve(key)[:epochs], dashed=True) for key in architectures]
 
 
-def _seconds(value: float | None) -> str:
-    """Return seconds per epoch as '12.3', '–' when unknown."""
-    return f"{value:.1f}" if value is not None else MISSING
-
-
 def comparison_rows(selected: list[Run], published: list[str]) -> list[dict]:
     """Return table rows: name, architecture, parameters, epochs, best val / test accuracy, seconds per epoch."""
     rows = []
@@ -48,24 +43,23 @@ def comparison_rows(selected: list[Run], published: list[str]) -> list[dict]:
                 "name": run.run_id,
                 "architecture": summary["architecture"],
                 "parameters": get_architecture(summary["architecture"]).params,
-                "epochs": summary["epochs_done"],
+                EPOCHS_DONE: summary["epochs_done"],
                 "best val accuracy": percent(summary["best_val_accuracy"]),
                 "test accuracy": percent(summary["test_accuracy"]),
-                "seconds / epoch": _seconds(summary["seconds_per_epoch"]),
+                SECONDS_PER_EPOCH: seconds(summary["seconds_per_epoch"]),
             }
         )
     for key in published:
         curve, arch = reference.published_curve(key), get_architecture(key)
-        seconds = sorted(row["seconds"] for row in curve)
         rows.append(
             {
                 "name": f"published {key} (GPU)",
                 "architecture": key,
                 "parameters": arch.params,
-                "epochs": len(curve),
+                EPOCHS_DONE: len(curve),
                 "best val accuracy": percent(max(row["val_accuracy"] for row in curve)),
                 "test accuracy": percent(arch.published_test_accuracy),
-                "seconds / epoch": _seconds(seconds[len(seconds) // 2] if seconds else None),
+                SECONDS_PER_EPOCH: seconds(median_epoch_seconds(curve)),
             }
         )
     return rows

@@ -185,19 +185,20 @@ def request_stop(run_id: str, root: Path | str | None = None, actor: Actor | Non
 def continue_run(
     run_id: str, extra_epochs: int | None = None, root: Path | str | None = None, actor: Actor | None = None
 ) -> Run:
-    """Queue run `run_id` to train on from its last finished epoch: to its planned epochs (None) or
-    `extra_epochs` past the epochs it has finished. Its curves go on; a partial epoch is trained again."""
-    if extra_epochs is not None and (isinstance(extra_epochs, bool) or not isinstance(extra_epochs, int)):
-        raise RunError(f"extra_epochs: must be a whole number >= 1, got {extra_epochs!r}")
-    if extra_epochs is not None and extra_epochs < 1:
-        raise RunError(f"extra_epochs: must be a whole number >= 1, got {extra_epochs!r}")
+    """Queue run `run_id` to train on from its last finished epoch to its planned epochs plus `extra_epochs`
+    (None: the plan as it is). The plan never shrinks: a run stopped in epoch 1 of 2 and given one more epoch
+    trains to epoch 3. Its curves go on; a partial epoch is trained again from its start."""
+    if extra_epochs is not None and (
+        isinstance(extra_epochs, bool) or not isinstance(extra_epochs, int) or extra_epochs < 0
+    ):
+        raise RunError(f"extra_epochs: must be a whole number >= 0, got {extra_epochs!r}")
     path = run_path(run_id, root)
     with locked(path.parent):
         run = _current(path, actor, "continue")
         if run.state in ACTIVE_STATES:
             raise RunError(f"run {run_id} is {run.state}; wait for it to end or stop it first")
         done = len(run.epochs)
-        target = done + extra_epochs if extra_epochs is not None else run.config.epochs
+        target = max(run.config.epochs, done) + (extra_epochs or 0)
         if target <= done:
             raise RunError(f"run {run_id} has trained all {done} planned epochs; ask for more epochs")
         if done and not run.has_model:

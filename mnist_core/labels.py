@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 MISSING = "–"
+# One definition each, under one name on every page: the median epoch (validation included), finished epochs.
+SECONDS_PER_EPOCH = "s / epoch (median)"
+EPOCHS_DONE = "epochs done"
+
+
+def seconds(value) -> str:
+    """Return seconds as '12.3', '–' when unknown."""
+    return f"{value:.1f}" if isinstance(value, (int, float)) and not isinstance(value, bool) else MISSING
 
 
 def percent(value) -> str:

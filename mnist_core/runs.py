@@ -41,6 +41,15 @@ EVALUATION_FIELDS = {"accuracy": _NUMBER, "loss": _NUMBER, "count": int, "confus
 # A snapshot is reused while its files are unchanged; one whose files changed within this many seconds is
 # read again every time (file times are coarse: two writes in one tick would otherwise look like one).
 SETTLE_SECONDS = 1.0
+# Time left is not estimated from fewer batches: the first ones include TensorFlow's start-up (an estimate
+# from batch 1 read "3h 49m" for a run of a minute).
+ESTIMATE_AFTER_BATCHES = 20
+
+
+def median_epoch_seconds(rows) -> float | None:
+    """Return the median 'seconds' of per-epoch rows (the upper middle one of an even count), None for no rows."""
+    seconds = sorted(row["seconds"] for row in rows)
+    return seconds[len(seconds) // 2] if seconds else None
 
 
 class RunError(RuntimeError):
@@ -102,8 +111,7 @@ class Run:
     @property
     def seconds_per_epoch(self) -> float | None:
         """Return the median seconds of the run's epochs (validation included), None before the first."""
-        seconds = sorted(row["seconds"] for row in self.epochs)
-        return seconds[len(seconds) // 2] if seconds else None
+        return median_epoch_seconds(self.epochs)
 
     def summary(self) -> dict:
         """Return one table row: id, architecture, state, epochs, best val accuracy, test accuracy, s/epoch."""
@@ -295,6 +303,17 @@ def get_run(run_id: str, root: Path | str | None = None) -> Run:
     return read_run(run_path(run_id, root))
 
 
+def seconds_per_image_here(all_runs: list[Run], architecture: str) -> tuple[float | None, int]:
+    """Return (the median epoch seconds per training image of this folder's runs of `architecture`, how many runs
+    it comes from); (None, 0) before the first epoch of one. Validation is counted with the images it goes with."""
+    paces = sorted(
+        run.seconds_per_epoch / (run.config.train_size + run.config.validation_size)
+        for run in all_runs
+        if not run.damaged and run.config.architecture == architecture and run.epochs
+    )
+    return (paces[len(paces) // 2], len(paces)) if paces else (None, 0)
+
+
 def batches_done(run: Run) -> tuple[int, int, int]:
     """Return (batches done, batches in all epochs, batches per epoch) from the run's progress."""
     config, progress = run.config, run.progress
@@ -314,16 +333,18 @@ def progress_fraction(run: Run) -> float:
 
 
 def time_left(run: Run) -> float | None:
-    """Return the estimated seconds until the run's last epoch ends, or None when unknown."""
+    """Return the estimated seconds until the run's last epoch ends, None while unknown: from the mean of the
+    last three epochs, or in the first epoch from its pace after the first batch, once ESTIMATE_AFTER_BATCHES ran."""
     progress = run.progress
     if not progress or run.state != RUNNING:
         return None
     done_steps, total_steps, steps = batches_done(run)
     seconds = [row["seconds"] for row in run.epochs[-3:]]
+    pace = progress.get("seconds_per_batch")
     if seconds:
         per_step = sum(seconds) / len(seconds) / steps
-    elif progress.get("epoch_elapsed") and progress.get("batch"):
-        per_step = progress["epoch_elapsed"] / progress["batch"]
+    elif progress.get("batch", 0) >= ESTIMATE_AFTER_BATCHES and isinstance(pace, (int, float)) and pace > 0:
+        per_step = pace
     else:
         return None
     return max(0.0, (total_steps - done_steps) * per_step)

@@ -154,6 +154,7 @@ class RunRecorder(keras.callbacks.Callback):
         self.epoch = epoch + 1
         self.epoch_started = time.perf_counter()
         self.last_write = self.epoch_started
+        self.first_batch_end = None  # the first batch builds TensorFlow's graph: the pace is timed after it
 
     def on_train_batch_begin(self, batch, logs=None):
         # On the training thread, before every batch: a stop costs at most the batch under way.
@@ -162,6 +163,8 @@ class RunRecorder(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         now, done = time.perf_counter(), batch + 1
+        if done == 1:
+            self.first_batch_end = now
         due = done % METRICS_EVERY_BATCHES == 0 or now - self.last_write >= METRICS_EVERY_SECONDS
         if not due and done != self.steps:
             return
@@ -183,6 +186,9 @@ class RunRecorder(keras.callbacks.Callback):
                 steps_per_epoch=self.steps,
                 epochs=self.config.epochs,
                 epoch_elapsed=round(now - self.epoch_started, 3),
+                seconds_per_batch=(
+                    round((now - self.first_batch_end) / (done - 1), 6) if self.first_batch_end and done > 1 else None
+                ),
             )
             # Rewritten every second: the rename keeps it whole; an fsync each time would slow training.
             storage.write_json_atomic(self.path / runfiles.PROGRESS, progress, durable=False)

@@ -14,14 +14,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ chat
 
 import numpy as np
 import streamlit as st
+import streamlit.components.v1 as components
 from PIL import Image
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 
 from mnist_core import control, explore, runs
 from mnist_core.access import Actor
+from mnist_core.config import RESOURCES_DIR, TrainConfig
 from mnist_core.data import DataError, load_mnist
-from mnist_core.labels import duration, percent, short_name  # noqa: F401 - pages format with ui.percent, ui.duration
+from mnist_core.labels import (
+    EPOCHS_DONE,
+    SECONDS_PER_EPOCH,
+    duration,
+    percent,
+    seconds,
+    short_name,
+)
 
 
 def _keep_keras_between_runs() -> None:
@@ -224,10 +233,10 @@ def runs_table(all_runs: list[runs.Run]) -> None:
                 "run": summary["run_id"],
                 "state": f"{STATE_MARKS.get(summary['state'], '')} {summary['state']}",
                 "architecture": summary["architecture"] or "–",
-                "epochs": f"{summary['epochs_done']}/{summary['epochs_target'] or '–'}",
+                EPOCHS_DONE: f"{summary['epochs_done']}/{summary['epochs_target'] or '–'}",
                 "best val accuracy": percent(summary["best_val_accuracy"]),
                 "test accuracy": percent(summary["test_accuracy"]),
-                "s / epoch": f"{summary['seconds_per_epoch']:.1f}" if summary["seconds_per_epoch"] else "–",
+                SECONDS_PER_EPOCH: seconds(summary["seconds_per_epoch"]),
                 "problem": run.problem or "",
             }
         )
@@ -265,7 +274,7 @@ def pick_run(all_runs: list[runs.Run], key: str, label: str = "Run", default_id:
 
 def no_runs_yet(what: str) -> None:
     """Explain that the page needs a run, and link to the Train page."""
-    st.info(f"No {what} yet. Train a model first — the **Quick 99 %** preset takes about half a minute.")
+    st.info(f"No {what} yet. Train a model first: the **Quick 99 %** preset is the fastest way to 99 %.")
     link("train", "Go to Train")
 
 
@@ -332,7 +341,7 @@ HELP = {
     "stop_continue": (
         "Stop ends training after the current batch and keeps every finished epoch; the epoch under way is "
         "discarded. Continue resumes from the last finished epoch (the discarded one is trained again) up to the "
-        "planned epochs, or further."
+        "planned epochs plus any you add; the plan never shrinks."
     ),
 }
 
@@ -362,6 +371,28 @@ def image_grid(images: list, captions: list[str], tile_pixels: int = 76) -> None
     )
 
 
+# A grid of digits that reports clicks: a static page (no build step) in resources/thumbnails.
+_THUMBNAILS = components.declare_component("mnist_thumbnails", path=str(RESOURCES_DIR / "thumbnails"))
+
+
+def clickable_grid(
+    images: list, captions: list[str], ids: list[int], key: str, selected: int | None = None
+) -> int | None:
+    """Show digits (each (28, 28) uint8) as a grid in reading order at any width, `selected` outlined; return the
+    id of the thumbnail clicked since the last run (None when none was)."""
+    tiles = [
+        {"src": _png_data_url(image), "caption": caption, "id": int(tile_id)}
+        for image, caption, tile_id in zip(images, captions, ids, strict=True)
+    ]
+    selected = None if selected is None else int(selected)
+    value = _THUMBNAILS(tiles=tiles, tile_pixels=76, selected=selected, key=key, default=None)
+    handled = f"{key}_handled"
+    if not value or value.get("nonce") == st.session_state.get(handled):
+        return None
+    st.session_state[handled] = value["nonce"]  # the component repeats its last value on every run
+    return int(value["id"])
+
+
 def config_caption(config) -> str:
     """Return a run's settings in one line: epochs, batch, optimizer and rate, schedule, augmentation, subset."""
     return (
@@ -369,6 +400,19 @@ def config_caption(config) -> str:
         + (f" ({config.lr_schedule})" if config.lr_schedule != "constant" else "")
         + (f" · augmentation {config.augmentation}" if config.augmentation != "none" else "")
         + (f" · {config.train_size:,} training images" if config.train_subset else "")
+    )
+
+
+def estimate_caption(all_runs: list[runs.Run], config: TrainConfig) -> str:
+    """Return how long `config` should train on this machine, from its earlier runs of the same architecture."""
+    pace, count = runs.seconds_per_image_here(all_runs, config.architecture)
+    if pace is None:
+        return f"No {config.architecture} run has finished an epoch here yet: the first one times this machine."
+    per_epoch = pace * (config.train_size + config.validation_size)
+    return (
+        f"On this machine: about {duration(per_epoch)} per epoch, {duration(per_epoch * config.epochs)} for "
+        f"{config.epochs} epoch(s) (from {count} earlier {config.architecture} run(s); other runs training at the "
+        "same time slow it down)."
     )
 
 

@@ -8,7 +8,7 @@ ui.page_setup("Dataset")
 view = ui.dataset_or_stop()
 
 left, middle, right = st.columns([2, 2, 1])
-split = left.segmented_control("Split", explore.SPLITS, default="train", key="dataset_split") or "train"
+split = left.segmented_control("Split", explore.SPLITS, default="train", required=True, key="dataset_split")
 label = middle.selectbox("Label", ["all", *range(10)], key="dataset_label")
 per_page = right.selectbox("Per page", [24, 48, 96], key="dataset_per_page")
 
@@ -18,20 +18,25 @@ page = st.number_input(f"Page (of {pages:,})", 1, pages, 1, key=f"dataset_page_{
 shown = explore.page_of(positions, page, per_page)
 st.caption(f"{len(positions):,} {split} images" + ("" if label == "all" else f" of digit {label}"))
 
-columns = st.columns(12)
-for i, position in enumerate(shown):
-    columns[i % 12].image(
-        view.images[split][position],
-        caption=f"#{view.source_index[split][position]} · {view.labels[split][position]}",
-        width="stretch",
-    )
+choice_key = f"dataset_choice_{split}_{label}_{page}_{per_page}"
+st.caption("Click a digit to see it large below.")
+clicked = ui.clickable_grid(
+    [view.images[split][position] for position in shown],
+    [f"#{view.source_index[split][position]} · {view.labels[split][position]}" for position in shown],
+    shown.tolist(),
+    key=f"dataset_grid_{split}_{label}_{page}_{per_page}",
+    selected=st.session_state.get(choice_key, shown[0] if len(shown) else None),
+)
+if clicked is not None:
+    st.session_state[choice_key] = clicked  # the dropdown below follows the click, and the outline with it
+    st.rerun()
 
 st.subheader("One digit, large")
 choice = st.selectbox(
     "Digit on this page",
     shown.tolist(),
     format_func=lambda p: f"#{view.source_index[split][p]} (label {view.labels[split][p]})",
-    key=f"dataset_choice_{split}_{label}_{page}_{per_page}",
+    key=choice_key,
 )
 if choice is not None:
     image_column, info_column = st.columns([3, 1])

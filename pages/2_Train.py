@@ -30,7 +30,7 @@ with settings:
         )
     arch = get_architecture(key)
     st.markdown(f"**{arch.title}** · {arch.params:,} parameters")
-    st.caption(arch.description)
+    st.caption(arch.description, help=ui.HELP["batch_norm"] if "BatchNorm" in arch.layers else None)
     with st.expander("Layers"):
         st.caption(arch.layers)
         if st.toggle("Show the Keras layer summary", key=f"train_summary_{key}"):
@@ -73,29 +73,32 @@ with settings:
             help="The first N of the 54,000 training images; validation uses N / 9. Batch-normalized models "
             "(both presets) need a few hundred batches before their validation accuracy means much.",
         )
+    try:
+        config = TrainConfig.for_architecture(
+            key,
+            epochs=epochs,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            learning_rate=learning_rate,
+            seed=seed,
+            lr_schedule=lr_schedule,
+            augmentation=augmentation,
+            train_subset=None if subset == TRAIN_SPLIT_SIZE else subset,
+        )
+    except ConfigError as error:
+        config, problem = None, f"Cannot start: {error}"
+    else:
+        problem = None
+        st.caption(ui.estimate_caption(all_runs, config))
     if active:
         st.caption(f"{len(active)} run(s) queued or running: a new run waits its turn (one trains at a time).")
     if st.button("Start training", type="primary", key="train_start", width="stretch"):
-        try:
-            config = TrainConfig.for_architecture(
-                key,
-                epochs=epochs,
-                batch_size=batch_size,
-                optimizer=optimizer,
-                learning_rate=learning_rate,
-                seed=seed,
-                lr_schedule=lr_schedule,
-                augmentation=augmentation,
-                train_subset=None if subset == TRAIN_SPLIT_SIZE else subset,
-            )
-        except ConfigError as error:
-            st.error(f"Cannot start: {error}")
-        else:
-            run = ui.act(control.start_run, config, actor=ui.actor())
-            if run is not None:
-                st.session_state["train_run"] = run.run_id
-                st.query_params["run"] = run.run_id
-                st.rerun()
+        if problem:
+            st.error(problem)
+        elif (run := ui.act(control.start_run, config, actor=ui.actor())) is not None:
+            st.session_state["train_run"] = run.run_id
+            st.query_params["run"] = run.run_id
+            st.rerun()
 
 
 def show_status(run_id: str, shown_state: str) -> None:
@@ -103,7 +106,7 @@ def show_status(run_id: str, shown_state: str) -> None:
     run = runs.get_run(run_id)
     if run.state != shown_state:
         st.rerun()  # it started or ended: the whole page changes (and stops refreshing once it is done)
-    config, progress, state = run.config, run.progress, run.state
+    config, state = run.config, run.state
     st.markdown(f"### {ui.STATE_ICONS.get(state, '')} {state} · {get_architecture(config.architecture).title}")
     st.caption(ui.config_caption(config))
     if run.status.get("error"):
@@ -112,10 +115,11 @@ def show_status(run_id: str, shown_state: str) -> None:
         st.info("Queued: it starts as soon as the run ahead of it ends.")
     st.progress(runs.progress_fraction(run), text=ui.progress_text(run))
     metric_columns = st.columns(4)
-    epoch = progress.get("epoch", len(run.epochs)) if state == runs.RUNNING else len(run.epochs)
-    metric_columns[0].metric("Epoch" if state == runs.RUNNING else "Epochs done", f"{epoch} / {config.epochs}")
-    metric_columns[1].metric("Seconds / epoch", f"{run.epochs[-1]['seconds']:.1f}" if run.epochs else "–")
-    metric_columns[2].metric("Time left", ui.duration(runs.time_left(run)) if state == runs.RUNNING else "–")
+    metric_columns[0].metric(ui.EPOCHS_DONE.capitalize(), f"{len(run.epochs)} / {config.epochs}")
+    metric_columns[1].metric(ui.SECONDS_PER_EPOCH.capitalize(), ui.seconds(run.seconds_per_epoch))
+    left = runs.time_left(run)
+    estimating = state == runs.RUNNING and left is None
+    metric_columns[2].metric("Time left", "estimating…" if estimating else ui.duration(left))
     metric_columns[3].metric(
         "Best val accuracy", ui.percent(run.best_val_accuracy), help=ui.HELP["validation_accuracy"]
     )
@@ -125,11 +129,20 @@ def show_status(run_id: str, shown_state: str) -> None:
             st.toast("Stop requested: it stops after the current batch.")
         st.caption(ui.HELP["stop_continue"])
     elif run.has_model:
+        done, planned = len(run.epochs), config.epochs
         extra_column, button_column = st.columns([1, 1], vertical_alignment="bottom")
         extra = extra_column.number_input(
-            "More epochs", 1, 1000, 2, key="train_more_epochs", help=ui.HELP["stop_continue"]
+            "Epochs to add to the plan",
+            0 if done < planned else 1,
+            1000,
+            0 if done < planned else 2,
+            key=f"train_more_epochs_{done < planned}",
+            help=ui.HELP["stop_continue"],
         )
-        continue_clicked = button_column.button("Continue training", icon=":material/play_arrow:", key="train_continue")
+        target = max(planned, done) + int(extra)
+        continue_clicked = button_column.button(
+            f"Continue to epoch {target}", icon=":material/play_arrow:", key="train_continue"
+        )
         if continue_clicked and ui.act(control.continue_run, run.run_id, int(extra), actor=ui.actor()):
             st.rerun()
 

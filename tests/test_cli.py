@@ -97,11 +97,12 @@ def test_stop_a_queued_run(runs_dir):
     assert fresh(run).state == runs.STOPPED
 
 
-def test_continue_refuses_zero_epochs(trained_run, runs_dir):
+def test_continue_refuses_nothing_more_to_train(trained_run, runs_dir):
     run = copy_run(trained_run, runs_dir)
-    result = run_cli("continue", run.run_id, "--epochs", "0", runs_root=runs_dir)
-    assert result.returncode == 2
-    assert "extra_epochs" in result.stderr
+    for epochs, message in (("0", "trained all 1 planned epochs"), ("-1", "extra_epochs")):
+        result = run_cli("continue", run.run_id, "--epochs", epochs, runs_root=runs_dir)
+        assert result.returncode == 2
+        assert message in result.stderr and "Traceback" not in result.stderr
     run = fresh(run)
     assert run.state == runs.FINISHED and run.config.epochs == 1
 

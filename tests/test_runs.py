@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import TEMPLATE_CONFIG, copy_run, fresh, log_of, wait_state, wait_until
 
-from mnist_core import control, runs, storage
+from mnist_core import control, runfiles, runs, storage
 from mnist_core.config import TrainConfig
 from mnist_core.data import split, to_model_input
 from mnist_core.models import ModelFileError, load_model_file, load_run_model
@@ -276,13 +276,28 @@ def test_continue_a_finished_run(trained_run, runs_dir, reaper):
     assert batches[-1]["epoch_progress"] == pytest.approx(3.0)
 
 
+def test_continue_keeps_the_planned_target(trained_run, runs_dir, reaper):
+    # A run planned for 3 epochs, stopped after its first: "+1 epoch" adds to the plan (epoch 4), it never
+    # shrinks it to 2; no extra epochs trains on to the plan.
+    for extra, target in ((1, 4), (None, 3), (0, 3)):
+        run = copy_run(trained_run, runs_dir / f"extra-{extra}")
+        reaper.append(run)
+        storage.write_json_atomic(run.file(runfiles.CONFIG), {**run.config.to_dict(), "epochs": 3})
+        storage.write_json_atomic(run.file(runfiles.STATUS), {**run.status, "state": runs.STOPPED})
+        assert control.continue_run(run.run_id, extra, run.path.parent).config.epochs == target
+        control.request_stop(run.run_id, run.path.parent)
+        wait_state(run)
+        assert fresh(run).config.epochs == target
+
+
 def test_invalid_continue_raises(trained_run, runs_dir):
     run = copy_run(trained_run, runs_dir)
-    for bad in (0, -1, True, 1.5):
+    for bad in (-1, True, 1.5):
         with pytest.raises(RunError, match="extra_epochs"):
             control.continue_run(run.run_id, bad, runs_dir)
-    with pytest.raises(RunError, match="all 1 planned epochs"):
-        control.continue_run(run.run_id, None, runs_dir)
+    for nothing_more in (None, 0):
+        with pytest.raises(RunError, match="all 1 planned epochs"):
+            control.continue_run(run.run_id, nothing_more, runs_dir)
     queued = control.create_run(tiny_config(), runs_dir)
     with pytest.raises(RunError, match="queued"):
         control.continue_run(queued.run_id, 2, runs_dir)
@@ -332,3 +347,61 @@ def test_model_cache_notices_a_replaced_file(trained_run, runs_dir):
     with pytest.raises(ModelFileError) as caught:
         load_run_model(run, "final")
     assert "final.keras" in str(caught.value)
+
+
+# ----- estimates: time left, time on this machine ------------------------------------------------------------
+
+
+def snapshot(config: TrainConfig, state: str, progress: dict, epoch_seconds=(), damaged: bool = False) -> runs.Run:
+    """Return a run snapshot of `config` with `progress` and one finished epoch per entry of `epoch_seconds`."""
+    return runs.Run(
+        path=Path("/runs/20260101-000000-x-0000"),
+        config=config,
+        status={"state": state},
+        progress=progress,
+        epochs=tuple({"epoch": i + 1, "seconds": s, "val_accuracy": 0.9} for i, s in enumerate(epoch_seconds)),
+        evaluation=None,
+        model_files=frozenset(),
+        problem="config.json: unreadable" if damaged else None,
+    )
+
+
+def test_time_left_waits_for_a_few_batches_then_uses_the_pace_after_the_first():
+    config = TrainConfig.for_architecture("mlp", epochs=2, batch_size=100, train_subset=1000)  # 10 batches/epoch
+    steps = config.steps_per_epoch
+    progress = {"epoch": 1, "steps_per_epoch": steps, "loss": 1.0, "accuracy": 0.5}
+    # Batch 1 took 9 s (TensorFlow's start-up): the naive 9 s x 20 batches would say 3 minutes.
+    first = snapshot(config, runs.RUNNING, {**progress, "batch": 1, "epoch_elapsed": 9.0, "seconds_per_batch": None})
+    assert runs.time_left(first) is None
+    config = TrainConfig.for_architecture("mlp", epochs=2, batch_size=10, train_subset=1000)  # 100 batches/epoch
+    early = snapshot(
+        config, runs.RUNNING, {**progress, "batch": runs.ESTIMATE_AFTER_BATCHES - 1, "seconds_per_batch": 0.05}
+    )
+    assert runs.time_left(early) is None
+    settled = snapshot(
+        config, runs.RUNNING, {**progress, "steps_per_epoch": 100, "batch": 40, "seconds_per_batch": 0.05}
+    )
+    assert runs.time_left(settled) == pytest.approx((200 - 40) * 0.05)
+    # Once epochs have finished, their mean (last three) paces the rest: epoch 3 of 4 at batch 50 of 100.
+    config = TrainConfig.for_architecture("mlp", epochs=4, batch_size=10, train_subset=1000)
+    later = snapshot(
+        config, runs.RUNNING, {**progress, "epoch": 3, "steps_per_epoch": 100, "batch": 50}, epoch_seconds=(4.0, 6.0)
+    )
+    assert runs.time_left(later) == pytest.approx((400 - 250) * 5.0 / 100)
+    assert runs.time_left(snapshot(config, runs.STOPPED, later.progress, (4.0, 6.0))) is None
+
+
+def test_time_here_is_the_median_pace_of_this_architecture_per_image():
+    small = TrainConfig.for_architecture("mlp", epochs=1, train_subset=900)  # 900 + 100 images an epoch
+    full = TrainConfig.for_architecture("mlp", epochs=1)  # 54,000 + 6,000
+    cnn = TrainConfig.for_architecture("cnn", epochs=1, train_subset=900)
+    history = [
+        snapshot(small, runs.FINISHED, {}, (2.0,)),  # 2 ms an image
+        snapshot(full, runs.FINISHED, {}, (300.0, 240.0, 240.0)),  # median 240 s: 4 ms an image
+        snapshot(small, runs.FINISHED, {}, (10.0,)),  # 10 ms an image
+        snapshot(cnn, runs.FINISHED, {}, (99.0,)),  # another architecture
+        snapshot(small, runs.FINISHED, {}, (1.0,), damaged=True),  # left out
+        snapshot(small, runs.QUEUED, {}),  # no epoch yet
+    ]
+    assert runs.seconds_per_image_here(history, "mlp") == (pytest.approx(0.004), 3)
+    assert runs.seconds_per_image_here(history, "fast_cnn") == (None, 0)

@@ -60,6 +60,58 @@ def test_page_without_runs(page: Page, server, path):
     no_exception(page)
 
 
+# ---------------------------------------------------------------- the Dataset page's gallery
+
+
+def thumbnails(page: Page):
+    """Return the Dataset gallery's thumbnails (buttons inside its component frame)."""
+    return page.frame_locator('iframe[title*="mnist_thumbnails"]').locator("button")
+
+
+def test_dataset_thumbnails_open_the_large_view_and_keep_their_order(page: Page, context, server, shoot):
+    """A click on a thumbnail shows that digit large (the dropdown follows); the split stays chosen when clicked
+    again; on a phone the gallery still reads left to right, row by row."""
+    open_page(page, server, "/Dataset")
+    tiles = thumbnails(page)
+    expect(tiles).to_have_count(24)
+    fifth = tiles.nth(4).get_attribute("title")  # "#index · label"
+    index, label = (int(part) for part in re.fullmatch(r"#(\d+) · (\d)", fifth).groups())
+    tiles.nth(4).click()
+    wait_for_app(page)
+    large = page.locator('[data-testid="stMetric"]').filter(has_text="Index in its file")
+    expect(large.locator('[data-testid="stMetricValue"]')).to_have_text(f"{index:,}")
+    shown_label = page.locator('[data-testid="stMetric"]').filter(has_text="Label")
+    expect(shown_label.locator('[data-testid="stMetricValue"]')).to_have_text(str(label))
+    expect(selectbox(page, "Digit on this page")).to_have_value(f"#{index} (label {label})")
+    expect(tiles.nth(4)).to_have_attribute("aria-pressed", "true")
+    expect(tiles.nth(0)).to_have_attribute("aria-pressed", "false")
+    tiles.nth(4).click()  # the same one again: nothing changes, nothing breaks
+    wait_for_app(page)
+    expect(large.locator('[data-testid="stMetricValue"]')).to_have_text(f"{index:,}")
+
+    train = page.locator('[data-testid="stButtonGroup"] button').filter(has_text="train")
+    train.click()  # the split already shown: it stays selected
+    wait_for_app(page)
+    expect(train).to_have_attribute("aria-checked", "true")
+    expect(page.get_by_text("54,000 train images")).to_be_visible()
+    no_exception(page)
+
+    phone = context.new_page()
+    phone.set_viewport_size({"width": 390, "height": 844})
+    open_page(phone, server, "/Dataset")
+    phone_tiles = thumbnails(phone)
+    expect(phone_tiles).to_have_count(24)
+    boxes = [phone_tiles.nth(i).bounding_box() for i in range(24)]
+    rows = [round(box["y"]) for box in boxes]
+    assert rows == sorted(rows), f"thumbnails out of reading order: {rows}"
+    per_row = rows.count(rows[0])
+    assert 3 <= per_row <= 6, f"{per_row} thumbnails in a phone row"
+    assert all(boxes[i]["x"] < boxes[i + 1]["x"] for i in range(per_row - 1))
+    assert max(box["width"] for box in boxes) < 120, "a thumbnail is as wide as the phone"
+    shoot(phone, "phone")
+    phone.close()
+
+
 # ---------------------------------------------------------------- training from the Train page
 
 
@@ -321,6 +373,47 @@ def test_evaluate_confusion_matrix_and_gallery(page: Page, server, finished_runs
     no_exception(page)
 
 
+# ---------------------------------------------------------------- phone layout of the charts
+
+# Every chart's toolbar box (shown on hover) and every title or subplot title box, in page pixels.
+CHART_BOXES_JS = """chart => {
+  const box = (e) => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const bar = chart.querySelector('.modebar');
+  const titles = [...chart.querySelectorAll('.gtitle, .gtitle-subtitle, .annotation-text')]
+    .filter(t => t.textContent.trim());
+  return {chart: box(chart), bar: bar ? box(bar) : null, titles: titles.map(t => [t.textContent, box(t)])};
+}"""
+
+
+@pytest.mark.parametrize("path", ["/Train", "/Compare", "/Dataset"], ids=page_id)
+def test_phone_chart_toolbars_leave_titles_readable(context, server, finished_runs, path, shoot):
+    """On a 390 px phone, Plotly's toolbar (shown on a tap) covers no chart title, and every title fits."""
+    quick, _ = finished_runs
+    phone = context.new_page()
+    phone.set_viewport_size({"width": 390, "height": 844})
+    open_page(phone, server, f"{path}?run={quick.run_id}" if path == "/Train" else path)
+    charts = phone.locator(".js-plotly-plot")
+    wait_until(phone, lambda: charts.count() >= 2, 30, "the charts")
+    checked = 0
+    for i in range(charts.count()):
+        chart = charts.nth(i)
+        chart.scroll_into_view_if_needed()
+        chart.hover(position={"x": 20, "y": 20})
+        boxes = chart.evaluate(CHART_BOXES_JS)
+        if not boxes["bar"] or not boxes["titles"]:
+            continue
+        left, top, right, bottom = boxes["bar"]
+        for text, (t_left, t_top, t_right, t_bottom) in boxes["titles"]:
+            assert boxes["chart"][0] - 1 <= t_left and t_right <= boxes["chart"][2] + 1, f"{path}: {text!r} is cut off"
+            overlap = min(right, t_right) > max(left, t_left) and min(bottom, t_bottom) > max(top, t_top)
+            assert not overlap, f"{path}: the toolbar {boxes['bar']} covers the title {text!r} {[t_left, t_top]}"
+        checked += 1
+    assert checked, f"{path}: no chart with a title and a toolbar to check"
+    shoot(phone, page_id(path))
+    no_exception(phone)
+    phone.close()
+
+
 # ---------------------------------------------------------------- every page again, with runs
 
 
@@ -331,7 +424,7 @@ def with_runs_check(page: Page, path: str, finished_runs) -> None:
         finished = page.locator('[data-testid="stMetric"]').filter(has_text="finished")
         assert int(finished.locator('[data-testid="stMetricValue"]').inner_text()) >= len(finished_runs)
     elif path == "/Dataset":
-        expect(page.locator('[data-testid="stImage"]')).to_have_count(24)
+        expect(thumbnails(page)).to_have_count(24)
     elif path == "/Train":
         expect(selectbox(page, "Run")).to_be_visible()
         expect(page.locator(".st-key-train_accuracy_chart .js-plotly-plot")).to_be_visible()
