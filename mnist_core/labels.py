@@ -4,7 +4,7 @@ from __future__ import annotations
 
 MISSING = "–"
 # One definition each, under one name on every page: the median epoch (validation included), finished epochs.
-SECONDS_PER_EPOCH = "s / epoch (median)"
+SECONDS_PER_EPOCH = "seconds / epoch (median)"
 EPOCHS_DONE = "epochs done"
 
 

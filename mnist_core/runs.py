@@ -323,11 +323,14 @@ def batches_done(run: Run) -> tuple[int, int, int]:
 
 
 def progress_fraction(run: Run) -> float:
-    """Return the share of the run's batches done, 0-1 (1 once finished)."""
+    """Return the share of the run's batches done, 0-1: while it trains, counting the epoch under way; once it
+    has ended, its finished epochs only (a partial epoch is trained again on continue)."""
     if run.state == FINISHED:
         return 1.0
     if run.config is None:
         return 0.0
+    if run.state != RUNNING:
+        return min(1.0, len(run.epochs) / run.config.epochs)
     done, total, _ = batches_done(run)
     return max(0.0, min(1.0, done / total))
 

@@ -417,14 +417,25 @@ def estimate_caption(all_runs: list[runs.Run], config: TrainConfig) -> str:
 
 
 def progress_text(run: runs.Run) -> str:
-    """Return the progress bar's caption: epoch, batch and running loss / accuracy."""
+    """Return the progress bar's caption: epoch, batch and running loss / accuracy while it trains; once it has
+    ended, its finished epochs and what became of a partial one."""
     progress = run.progress
-    if not progress:
-        return "waiting for the first batch…" if run.state in runs.ACTIVE_STATES else ""
-    return (
-        f"epoch {progress['epoch']}/{run.config.epochs} · batch {progress['batch']}/{progress['steps_per_epoch']} · "
-        f"running loss {progress['loss']:.4f} · running accuracy {percent(progress['accuracy'])}"
-    )
+    if run.state == runs.RUNNING and progress:
+        return (
+            f"epoch {progress['epoch']}/{run.config.epochs} · batch {progress['batch']}/{progress['steps_per_epoch']}"
+            f" · running loss {progress['loss']:.4f} · running accuracy {percent(progress['accuracy'])}"
+        )
+    done = f"{len(run.epochs)} of {run.config.epochs} epochs done"
+    if run.state == runs.RUNNING:
+        return "waiting for the first batch…"
+    if run.state == runs.QUEUED:
+        return f"queued · {done}"
+    if progress and progress["epoch"] > len(run.epochs):
+        done += (
+            f" · epoch {progress['epoch']} was stopped at batch {progress['batch']}/{progress['steps_per_epoch']}"
+            " and is trained again from its start on Continue"
+        )
+    return done
 
 
 @st.cache_data(show_spinner=False)

@@ -128,7 +128,7 @@ def show_status(run_id: str, shown_state: str) -> None:
         if stop and ui.act(control.request_stop, run.run_id, actor=ui.actor()):
             st.toast("Stop requested: it stops after the current batch.")
         st.caption(ui.HELP["stop_continue"])
-    elif run.has_model:
+    elif run.has_model or not run.epochs:  # no epoch finished: Continue starts it again
         done, planned = len(run.epochs), config.epochs
         extra_column, button_column = st.columns([1, 1], vertical_alignment="bottom")
         extra = extra_column.number_input(

@@ -405,3 +405,20 @@ def test_time_here_is_the_median_pace_of_this_architecture_per_image():
     ]
     assert runs.seconds_per_image_here(history, "mlp") == (pytest.approx(0.004), 3)
     assert runs.seconds_per_image_here(history, "fast_cnn") == (None, 0)
+
+
+def test_an_ended_run_shows_its_finished_epochs_not_the_discarded_partial_one():
+    from mnist_core import ui
+
+    config = TrainConfig.for_architecture("cnn", epochs=2, batch_size=8)  # 6,750 batches an epoch
+    partial = {"epoch": 1, "batch": 6000, "steps_per_epoch": 6750, "loss": 0.86, "accuracy": 0.78}
+    running = snapshot(config, runs.RUNNING, partial)
+    assert runs.progress_fraction(running) == pytest.approx(6000 / 13500)
+    assert ui.progress_text(running).startswith("epoch 1/2 · batch 6000/6750")
+    stopped = snapshot(config, runs.STOPPED, partial)
+    assert runs.progress_fraction(stopped) == 0.0
+    assert ui.progress_text(stopped).startswith("0 of 2 epochs done · epoch 1 was stopped at batch 6000/6750")
+    one_done = snapshot(config, runs.STOPPED, {**partial, "epoch": 2}, epoch_seconds=(50.0,))
+    assert runs.progress_fraction(one_done) == 0.5
+    assert ui.progress_text(snapshot(config, runs.QUEUED, {}, (50.0,))) == "queued · 1 of 2 epochs done"
+    assert runs.progress_fraction(snapshot(config, runs.FINISHED, {}, (50.0, 50.0))) == 1.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import time
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -144,6 +145,20 @@ def batch_curve_points(page: Page) -> int:
     return len(traces[0]["x"]) if traces else 0
 
 
+def metric_value(page: Page, label: str) -> str:
+    """Return the value text of the metric labelled `label`."""
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text=label)
+    return metric.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def seconds_of(text: str) -> int:
+    """Return the seconds of a duration as the pages write it: '42 s', '3m 05s' or '1h 02m'."""
+    match = re.fullmatch(r"(\d+) s|(\d+)m (\d+)s|(\d+)h (\d+)m", text.strip())
+    assert match, f"not a duration: {text!r}"
+    s, m, m_s, h, h_m = (int(group) if group else 0 for group in match.groups())
+    return s + 60 * m + m_s + 3600 * h + 60 * h_m
+
+
 def sees_progress(page: Page, what: str, timeout: float = 30.0) -> None:
     """Wait until the progress bar and the running-curve chart have both moved on from what they show now."""
     batches = wait_until(page, lambda: batches_done(page), timeout, f"the progress bar ({what})")
@@ -173,6 +188,20 @@ def test_train_live_reload_and_stop(page: Page, context, server, shoot):
     wait_until(page, lambda: batches_done(page), 90, "the first batch (TensorFlow starts in the worker)")
     sees_progress(page, "live, first look")
     sees_progress(page, "live, second look")
+
+    # Time left is an estimate from the pace so far, not from the first batch (TensorFlow's start-up). The
+    # page's pace: batches between two of its updates at least 8 s apart (it updates every second or two).
+    def next_update(after: int) -> tuple[float, int]:
+        done = wait_until(page, lambda: (batches_done(page) or 0) > after and batches_done(page), 30, "an update")
+        return time.monotonic(), done
+
+    first_time, first = update = next_update(batches_done(page))
+    while update[0] - first_time < 8:
+        update = next_update(update[1])
+    pace = (update[0] - first_time) / (update[1] - first)
+    left = seconds_of(metric_value(page, "Time left"))
+    expected = (2 * 6750 - update[1]) * pace  # 54,000 / 8 = 6,750 batches an epoch
+    assert expected / 3 < left < expected * 3, f"time left {left} s against {expected:.0f} s at the page's pace"
     assert page.evaluate("() => window.e2eTab") == "first load", "the page was reloaded while training"
     shoot(page, "live")
 
@@ -196,6 +225,12 @@ def test_train_live_reload_and_stop(page: Page, context, server, shoot):
     expect(page.locator(".st-key-train_stop")).to_have_count(0)
     assert page.evaluate("() => window.e2eTab") == "reloaded", "the first tab was reloaded to show the stop"
     assert runs.get_run(run_id, server.runs_dir).state == runs.STOPPED
+    # Stopped in its first epoch: nothing finished, the plan of 2 epochs kept; more epochs add to it.
+    expect(page.locator('[data-testid="stMetric"]').filter(has_text="Epochs done")).to_contain_text("0 / 2")
+    expect(page.locator('[data-testid="stProgress"]')).to_contain_text("0 of 2 epochs done · epoch 1 was stopped")
+    expect(page.locator(".st-key-train_continue button")).to_have_text(re.compile("Continue to epoch 2$"))
+    set_number(page, "train_more_epochs_True", 1)
+    expect(page.locator(".st-key-train_continue button")).to_have_text(re.compile("Continue to epoch 3$"))
     no_exception(page)
     no_exception(second)
 
