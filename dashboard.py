@@ -24,12 +24,9 @@ def home() -> None:
     all_runs = runs.list_runs()
     st.subheader("Runs")
     if all_runs:
-        counts = {state: 0 for state in (*runs.STATES, runs.DAMAGED)}
-        for run in all_runs:
-            counts[run.state] += 1
-        shown = [state for state in counts if counts[state] or state != runs.DAMAGED]
-        for column, state in zip(st.columns(len(shown)), shown, strict=True):
-            column.metric(f"{ui.STATE_ICONS[state]} {state}", counts[state])
+        counts = runs.count_by_state(all_runs)
+        for column, (state, count) in zip(st.columns(len(counts)), counts.items(), strict=True):
+            column.metric(f"{ui.STATE_ICONS[state]} {state}", count)
         ui.runs_table(all_runs[:10])
         st.caption(
             f"Runs live in `{runs_root()}` (set `MNIST_RUNS_DIR` to move them); `tensorboard --logdir` works on it."

@@ -26,7 +26,6 @@ class Architecture:
     defaults: dict = field(default_factory=dict)
     published_params: int | None = None
     published_test_accuracy: float | None = None
-    published_note: str = ""
     published: bool = True
     params: int = 0  # what `build` gives; for the walkthrough's models, its published count
 
@@ -241,7 +240,6 @@ ARCHITECTURES: dict[str, Architecture] = {
             defaults={"epochs": 11, "batch_size": 64, "optimizer": "adam", "learning_rate": 1e-3},
             published_params=616_682,
             published_test_accuracy=None,
-            published_note="not published; val 99.12 % at epoch 11",
         ),
         Architecture(
             key="fast_cnn",

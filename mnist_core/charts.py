@@ -178,7 +178,7 @@ def batch_curve_figure(batches: list[dict], height: int = 300) -> go.Figure:
     return figure
 
 
-def digit_figure(image: np.ndarray, show_values: bool = True, height: int = 420, title: str = "") -> go.Figure:
+def digit_figure(image: np.ndarray, height: int = 420, title: str = "") -> go.Figure:
     """Return a heatmap of one image (grey, white ink on black), each pixel's value written in it."""
     values = np.asarray(image)
     figure = go.Figure(
@@ -187,7 +187,7 @@ def digit_figure(image: np.ndarray, show_values: bool = True, height: int = 420,
             colorscale="gray",
             showscale=False,
             text=values.round(2) if values.dtype.kind == "f" else values,
-            texttemplate="%{text}" if show_values else None,
+            texttemplate="%{text}",
             textfont={"size": 7},
             hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>",
         )

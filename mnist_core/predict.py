@@ -84,12 +84,11 @@ class Measures:
 
 @dataclass
 class Preprocessed:
-    """A drawn digit ready for a model: `image` (28, 28) float32 in [0, 1], or blank with a message."""
+    """A drawn digit ready for a model: `image` (28, 28) float32 in [0, 1], or blank (image None)."""
 
     blank: bool
     image: np.ndarray | None
     steps: dict[str, np.ndarray] = field(default_factory=dict)
-    message: str = ""
     measures: Measures | None = None
     source: str = "canvas"  # or "sample": a test digit shown while the canvas is blank
 
@@ -141,9 +140,7 @@ def preprocess_canvas(canvas: np.ndarray) -> Preprocessed:
     grey = to_grayscale(canvas)
     ink = grey > INK_THRESHOLD
     if int(ink.sum()) < MIN_INK_PIXELS:
-        return Preprocessed(
-            blank=True, image=None, steps={"grayscale": grey}, message="The canvas is blank: draw a digit."
-        )
+        return Preprocessed(blank=True, image=None, steps={"grayscale": grey})
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     cropped = grey[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     fitted = _fit_box(cropped)
@@ -190,7 +187,7 @@ def drawing_or_sample(canvas: np.ndarray | None, sample: np.ndarray | None = Non
     if (prepared is None or prepared.blank) and sample is not None:
         return dataclasses.replace(preprocess_canvas(sample), source="sample")
     if prepared is None:
-        return Preprocessed(blank=True, image=None, message="The canvas is blank: draw a digit.")
+        return Preprocessed(blank=True, image=None)
     return prepared
 
 

@@ -303,6 +303,14 @@ def get_run(run_id: str, root: Path | str | None = None) -> Run:
     return read_run(run_path(run_id, root))
 
 
+def count_by_state(all_runs: list[Run]) -> dict[str, int]:
+    """Return how many runs are in each state, every state listed ("damaged" only when there is one)."""
+    counts = dict.fromkeys(STATES, 0)
+    for run in all_runs:
+        counts[run.state] = counts.get(run.state, 0) + 1
+    return counts
+
+
 def seconds_per_image_here(all_runs: list[Run], architecture: str) -> tuple[float | None, int]:
     """Return (the median epoch seconds per training image of this folder's runs of `architecture`, how many runs
     it comes from); (None, 0) before the first epoch of one. Validation is counted with the images it goes with."""

@@ -8,6 +8,7 @@ from mnist_core.models import ModelFileError
 
 CANVAS_SIZE = 280
 CLEAR_SHORTCUT = "Backspace"
+TILES_PER_ROW = 4
 STEP_TITLES = {
     "cropped": "1 · cropped to the ink",
     "fitted_20x20": "2 · scaled into 20x20",
@@ -84,14 +85,15 @@ with result_column:
 st.subheader("Every trained model")
 if prepared.warning:
     st.caption("The drawing does not look like a digit (see above): take these answers with a grain of salt.")
-tiles = st.columns(4)
 for i, other in enumerate(with_model):
+    if i % TILES_PER_ROW == 0:  # a row at a time: on a phone the columns stack, and the order holds
+        tiles = st.columns(TILES_PER_ROW)
     try:
         probs = predict.predictor_for(ui.model_of(other)).probabilities(prepared.image)
     except ModelFileError:
-        tiles[i % 4].warning(f"{other.run_id}: its model file cannot be loaded.")
+        tiles[i % TILES_PER_ROW].warning(f"{other.run_id}: its model file cannot be loaded.")
         continue
-    with tiles[i % 4]:
+    with tiles[i % TILES_PER_ROW]:
         top = int(probs.argmax())
         st.markdown(
             f"**{top}** · {ui.percent(float(probs[top]))}  \n{get_architecture(other.config.architecture).title}"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# The one default of the data folder for every test (tests/e2e too): the offline copy beside the checkout.
 if not os.environ.get("MNIST_DATA_DIR", "").strip():
     os.environ["MNIST_DATA_DIR"] = str(REPO_ROOT.parent / "shared" / "data" / "mnist")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -4,7 +4,6 @@ login sessions, and the gate every page goes through in shared mode."""
 from __future__ import annotations
 
 import base64
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -201,7 +200,6 @@ STUDENT, TEACHER = "student pw", "teacher pw"
 @pytest.fixture
 def shared(monkeypatch):
     """Configure a user and an admin password in the environment, as a classroom would."""
-    monkeypatch.setenv("MNIST_DATA_DIR", os.environ.get("MNIST_DATA_DIR", str(ROOT.parent / "shared/data/mnist")))
     monkeypatch.setenv("MNIST_STUDIO_PASSWORD_HASH", access.hash_password(STUDENT, n=2**12))
     monkeypatch.setenv("MNIST_STUDIO_ADMIN_PASSWORD_HASH", access.hash_password(TEACHER, n=2**12))
 
@@ -287,7 +285,6 @@ def test_a_studio_on_the_network_without_a_password_does_not_open(monkeypatch):
 
 
 def test_a_password_hash_in_streamlit_secrets_gates_the_studio_too(monkeypatch):
-    monkeypatch.setenv("MNIST_DATA_DIR", os.environ.get("MNIST_DATA_DIR", str(ROOT.parent / "shared/data/mnist")))
     app = AppTest.from_file(str(ROOT / "dashboard.py"), default_timeout=120)
     app.secrets["password_hash"] = access.hash_password(STUDENT, n=2**12)
     app.run()

@@ -738,3 +738,15 @@ def test_stored_evaluation_is_kept_only_for_the_current_model():
     continued = runs.Run(**{**current.__dict__, "epochs": (*current.epochs, {**current.epochs[-1], "epoch": 3})})
     assert stored_evaluation(continued) is None  # evaluated at 2 epochs, now 3
     assert stored_evaluation(snapshot_run("b", vals=(0.9,))) is None
+
+
+def test_count_by_state_lists_every_state_and_damaged_only_when_present():
+    config = TrainConfig.for_architecture("mlp", epochs=1)
+    states = [runs.FINISHED, runs.FINISHED, runs.QUEUED]
+    made = [runs.Run(Path(f"/r/{i}"), config, {"state": s}, {}, (), None, frozenset()) for i, s in enumerate(states)]
+    counts = runs.count_by_state(made)
+    assert list(counts) == list(runs.STATES)
+    assert counts[runs.FINISHED] == 2 and counts[runs.QUEUED] == 1 and sum(counts.values()) == 3
+    damaged = runs.Run(Path("/r/x"), None, {}, {}, (), None, frozenset(), problem="status.json: null")
+    with_damaged = runs.count_by_state([*made, damaged])
+    assert with_damaged[runs.DAMAGED] == 1 and list(with_damaged)[-1] == runs.DAMAGED

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +17,12 @@ from mnist_core.models import load_run_model
 from mnist_core.predict import preprocess_canvas
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "mnist"
 TIMEOUT = 120
 
 
 @pytest.fixture(scope="module")
 def finished_root(tmp_path_factory) -> Path:
     """Return a runs folder holding one finished run: fast_cnn, 1 epoch on 1,800 images."""
-    os.environ.setdefault("MNIST_DATA_DIR", str(DEFAULT_DATA))
     root = tmp_path_factory.mktemp("runs-finished")
     run = control.start_run(TrainConfig.for_architecture("fast_cnn", epochs=1, train_subset=1800), root)
     assert control.wait_for(run, timeout=180) == runs.FINISHED, runs.read_run(run.path).status
@@ -35,7 +32,6 @@ def finished_root(tmp_path_factory) -> Path:
 @pytest.fixture
 def empty_root(tmp_path, monkeypatch) -> Path:
     """Point the pages at an empty runs folder."""
-    monkeypatch.setenv("MNIST_DATA_DIR", os.environ.get("MNIST_DATA_DIR", str(DEFAULT_DATA)))
     monkeypatch.setenv("MNIST_RUNS_DIR", str(tmp_path))
     return tmp_path
 
