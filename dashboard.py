@@ -3,7 +3,7 @@
 import streamlit as st
 
 from mnist_core import runs, ui
-from mnist_core.config import DATA_DIR_ENV, runs_root
+from mnist_core.settings import DATA_DIR_ENV, runs_root
 
 
 def home() -> None:

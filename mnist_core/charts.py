@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from mnist_core.config import NUM_CLASSES
+from mnist_core.settings import NUM_CLASSES
 
 TARGET_ACCURACY = 0.99  # the walkthrough's goal, drawn as a line once curves come within reach
 TARGET_NEAR = 0.9

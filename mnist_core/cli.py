@@ -10,10 +10,11 @@ import time
 from mnist_core import access, control
 from mnist_core import runs as runs_mod
 from mnist_core.architectures import ARCHITECTURES
-from mnist_core.config import OPTIMIZERS, ConfigError, TrainConfig
+from mnist_core.config import ConfigError, TrainConfig
 from mnist_core.data import DataError
 from mnist_core.labels import percent
 from mnist_core.models import ModelFileError
+from mnist_core.settings import OPTIMIZERS
 
 
 def progress_line(run: runs_mod.Run, width: int = 30) -> str:

@@ -1,41 +1,12 @@
-"""Every constant and default of the studio, and the training config dataclass."""
+"""The training config dataclass: one run's settings, validated against the architectures and the studio's limits."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-RESOURCES_DIR = PACKAGE_DIR / "resources"
-PUBLISHED_CURVES_CSV = RESOURCES_DIR / "published_curves.csv"
-
-DATA_DIR_ENV = "MNIST_DATA_DIR"
-RUNS_DIR_ENV = "MNIST_RUNS_DIR"
-MAX_CONCURRENT_ENV = "MNIST_MAX_CONCURRENT_RUNS"
-DEFAULT_RUNS_DIR = "runs"
-DEFAULT_MAX_CONCURRENT_RUNS = 1  # two cores: a second run would only halve both
-MAX_QUEUED_ENV = "MNIST_MAX_QUEUED_PER_SESSION"
-DEFAULT_MAX_QUEUED_PER_SESSION = 3  # in a shared classroom, one browser cannot fill the queue
-
-IMAGE_SIZE = 28
-NUM_CLASSES = 10
-TRAIN_IMAGES = 60_000
-TEST_IMAGES = 10_000
-VALIDATION_FRACTION = 0.1  # the walkthrough's split: 54,000 train / 6,000 validation
-SPLIT_RANDOM_STATE = 42
-TRAIN_SPLIT_SIZE = 54_000
-VALIDATION_SPLIT_SIZE = 6_000
-
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
-LR_SCHEDULES = ("constant", "one_cycle")
-AUGMENTATIONS = ("none", "shift")
-
-# The live curve gets a point at least this often, whichever comes first.
-METRICS_EVERY_BATCHES = 25
-METRICS_EVERY_SECONDS = 1.0
-EVALUATION_BATCH_SIZE = 256  # the fastest of 64-1024 for every architecture here
+from mnist_core.architectures import ARCHITECTURES, get_architecture
+from mnist_core.settings import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS, TRAIN_SPLIT_SIZE, VALIDATION_SPLIT_SIZE
 
 
 class ConfigError(ValueError):
@@ -61,8 +32,6 @@ class TrainConfig:
     @classmethod
     def for_architecture(cls, architecture: str, **overrides) -> TrainConfig:
         """Return the published defaults of `architecture`, with `overrides` applied, validated."""
-        from mnist_core.architectures import get_architecture
-
         arch = get_architecture(architecture)
         values = dict(arch.defaults, architecture=architecture)
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -100,8 +69,6 @@ class TrainConfig:
 
     def validated(self) -> TrainConfig:
         """Return self, or raise ConfigError naming the first impossible field."""
-        from mnist_core.architectures import ARCHITECTURES
-
         if self.architecture not in ARCHITECTURES:
             raise ConfigError(
                 f"architecture: unknown architecture {self.architecture!r} (choose one of {', '.join(ARCHITECTURES)})"
@@ -135,27 +102,3 @@ def _check_int(field: str, value, *, low: int, high: int) -> None:
         raise ConfigError(f"{field}: must be a whole number, got {value!r}")
     if not low <= value <= high:
         raise ConfigError(f"{field}: must be between {low:,} and {high:,}, got {value:,}")
-
-
-def runs_root() -> Path:
-    """Return the folder that holds every run (MNIST_RUNS_DIR, else ./runs)."""
-    return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR).resolve()
-
-
-def _positive_int_env(name: str, default: int) -> int:
-    """Return the whole number >= 1 in environment variable `name`, or `default` when unset or not a number."""
-    raw = os.environ.get(name, "")
-    try:
-        return max(1, int(raw)) if raw.strip() else default
-    except ValueError:
-        return default
-
-
-def max_concurrent_runs() -> int:
-    """Return how many runs may train at once (MNIST_MAX_CONCURRENT_RUNS, default 1)."""
-    return _positive_int_env(MAX_CONCURRENT_ENV, DEFAULT_MAX_CONCURRENT_RUNS)
-
-
-def max_queued_per_owner() -> int:
-    """Return how many runs one browser session may have queued or running (MNIST_MAX_QUEUED_PER_SESSION)."""
-    return _positive_int_env(MAX_QUEUED_ENV, DEFAULT_MAX_QUEUED_PER_SESSION)

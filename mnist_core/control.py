@@ -25,7 +25,7 @@ from pathlib import Path
 
 from mnist_core import runfiles, storage
 from mnist_core.access import Actor
-from mnist_core.config import TrainConfig, max_concurrent_runs, max_queued_per_owner
+from mnist_core.config import TrainConfig
 from mnist_core.runs import (
     ACTIVE_STATES,
     DONE_STATES,
@@ -41,6 +41,7 @@ from mnist_core.runs import (
     resolve_root,
     run_path,
 )
+from mnist_core.settings import max_concurrent_runs, max_queued_per_owner
 
 LOCK_FD_ENV = "MNIST_WORKER_LOCK_FD"  # the fd number of the inherited worker.lock, for the supervisor
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_core.config import (
+from mnist_core.settings import (
     DATA_DIR_ENV,
     IMAGE_SIZE,
     SPLIT_RANDOM_STATE,

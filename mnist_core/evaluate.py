@@ -7,12 +7,12 @@ import time
 import numpy as np
 
 from mnist_core import runfiles, storage
-from mnist_core.config import EVALUATION_BATCH_SIZE, NUM_CLASSES
 from mnist_core.control import now_iso, storage_error
 from mnist_core.data import load_mnist, to_model_input
 from mnist_core.models import load_run_model
 from mnist_core.predict import predictor_for
 from mnist_core.runs import Run
+from mnist_core.settings import EVALUATION_BATCH_SIZE, NUM_CLASSES
 
 EPSILON = 1e-7  # Keras clips probabilities the same way before taking the log
 LEAST_CONFIDENT_KEPT = 100  # per digit: the correctly classified digits a model was least sure of

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mnist_core.config import NUM_CLASSES
 from mnist_core.data import Mnist, split_indices
+from mnist_core.settings import NUM_CLASSES
 
 SPLITS = ("train", "validation", "test")
 

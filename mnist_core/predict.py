@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mnist_core.config import IMAGE_SIZE
+from mnist_core.settings import IMAGE_SIZE
 from mnist_core.tfimport import import_keras
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from mnist_core import storage
-from mnist_core.config import PUBLISHED_CURVES_CSV
+from mnist_core.settings import PUBLISHED_CURVES_CSV
 
 
 @lru_cache(maxsize=1)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_core import runfiles, storage
-from mnist_core.config import ConfigError, TrainConfig, runs_root
+from mnist_core.config import ConfigError, TrainConfig
+from mnist_core.settings import runs_root
 
 QUEUED, RUNNING, FINISHED, STOPPED, FAILED = "queued", "running", "finished", "stopped", "failed"
 STATES = (QUEUED, RUNNING, FINISHED, STOPPED, FAILED)

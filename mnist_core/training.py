@@ -22,15 +22,10 @@ import tensorflow as tf
 
 from mnist_core import control, runfiles, storage
 from mnist_core.architectures import build_model
-from mnist_core.config import (
-    EVALUATION_BATCH_SIZE,
-    METRICS_EVERY_BATCHES,
-    METRICS_EVERY_SECONDS,
-    NUM_CLASSES,
-    TrainConfig,
-)
+from mnist_core.config import TrainConfig
 from mnist_core.data import load_mnist, split, to_model_input
 from mnist_core.runs import FINISHED, STOPPED, RunError, read_run
+from mnist_core.settings import EVALUATION_BATCH_SIZE, METRICS_EVERY_BATCHES, METRICS_EVERY_SECONDS, NUM_CLASSES
 
 ONE_CYCLE_WARMUP = 0.1  # share of the cycle's steps spent warming the learning rate up
 ONE_CYCLE_START = 0.1  # warm-up starts at this fraction of the peak learning rate

@@ -21,7 +21,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 
 from mnist_core import control, explore, runs
 from mnist_core.access import Actor
-from mnist_core.config import RESOURCES_DIR, TrainConfig
+from mnist_core.config import TrainConfig
 from mnist_core.data import DataError, load_mnist
 from mnist_core.labels import (
     EPOCHS_DONE,
@@ -31,6 +31,7 @@ from mnist_core.labels import (
     seconds,
     short_name,
 )
+from mnist_core.settings import RESOURCES_DIR
 
 
 def _keep_keras_between_runs() -> None:
@@ -491,7 +492,7 @@ def _secrets():
 def _access() -> _Access:
     """Work out this session's access without drawing anything (pages and fragments may call it)."""
     from mnist_core import access
-    from mnist_core.config import runs_root
+    from mnist_core.settings import runs_root
 
     try:
         passwords = access.configured_passwords(_secrets())

@@ -4,7 +4,8 @@ import streamlit as st
 
 from mnist_core import control, curves, reference, runs, ui
 from mnist_core.architectures import ARCHITECTURES, PRESETS, PUBLISHED_KEYS, get_architecture
-from mnist_core.config import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS, TRAIN_SPLIT_SIZE, ConfigError, TrainConfig
+from mnist_core.config import ConfigError, TrainConfig
+from mnist_core.settings import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS, TRAIN_SPLIT_SIZE
 
 # How often each tab redraws a running run: thirty tabs must cost the server little, and the progress a tab
 # shows must stay within 3 s of the trainer's.

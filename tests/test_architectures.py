@@ -16,7 +16,8 @@ from mnist_core.architectures import (
     get_architecture,
     layer_table,
 )
-from mnist_core.config import PUBLISHED_CURVES_CSV, TrainConfig
+from mnist_core.config import TrainConfig
+from mnist_core.settings import PUBLISHED_CURVES_CSV
 
 # The walkthrough's table (resources/published_reference.md).
 PUBLISHED_PARAMS = {"mlp": 235_146, "cnn": 1_419_210, "deeper_cnn": 159_882, "deeper_cnn_bn": 616_682}

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from mnist_core.architectures import ARCHITECTURES
-from mnist_core.config import ConfigError, TrainConfig, max_concurrent_runs, runs_root
+from mnist_core.config import ConfigError, TrainConfig
+from mnist_core.settings import max_concurrent_runs, runs_root
 
 # The walkthrough's recipes (published_reference.md): SGD 1e-3 for the first three, Adam 1e-3 for the BN net.
 PUBLISHED_RECIPES = {

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from mnist_core import charts, compare, labels, runfiles, runs, storage
-from mnist_core.config import PUBLISHED_CURVES_CSV, TrainConfig
+from mnist_core.config import TrainConfig
 from mnist_core.evaluate import filter_misclassified, gallery, stored_evaluation
 from mnist_core.explore import (
     SPLITS,
@@ -24,6 +24,7 @@ from mnist_core.explore import (
     page_of,
     pixel_histogram,
 )
+from mnist_core.settings import PUBLISHED_CURVES_CSV
 
 # ----- dataset views --------------------------------------------------------------------------------------------
 
