@@ -12,6 +12,7 @@ from mnist_core import runs as runs_mod
 from mnist_core.architectures import ARCHITECTURES
 from mnist_core.config import ConfigError, TrainConfig
 from mnist_core.data import DataError
+from mnist_core.evaluate import evaluate_run
 from mnist_core.labels import percent
 from mnist_core.models import ModelFileError
 from mnist_core.settings import OPTIMIZERS
@@ -109,8 +110,6 @@ def cmd_runs(args) -> int:
 
 def cmd_evaluate(args) -> int:
     """Evaluate a run on the test set and print its numbers."""
-    from mnist_core.evaluate import evaluate_run
-
     result = evaluate_run(runs_mod.get_run(args.run, args.runs_dir), args.model)
     print(
         f"test accuracy {percent(result['accuracy'])}, loss {result['loss']:.4f}, "

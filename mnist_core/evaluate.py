@@ -1,4 +1,5 @@
-"""Test-set evaluation: accuracy, loss, confusion matrix, per-class scores and the misclassified digits."""
+"""Test-set evaluation: accuracy, loss, confusion matrix, per-class scores and the misclassified digits; which
+run is best by its scores."""
 
 from __future__ import annotations
 
@@ -9,8 +10,7 @@ import numpy as np
 from mnist_core import runfiles, storage
 from mnist_core.control import now_iso, storage_error
 from mnist_core.data import load_mnist, to_model_input
-from mnist_core.models import load_run_model
-from mnist_core.predict import predictor_for
+from mnist_core.models import Predictor, run_predictor
 from mnist_core.runs import Run
 from mnist_core.settings import EVALUATION_BATCH_SIZE, NUM_CLASSES
 
@@ -18,10 +18,10 @@ EPSILON = 1e-7  # Keras clips probabilities the same way before taking the log
 LEAST_CONFIDENT_KEPT = 100  # per digit: the correctly classified digits a model was least sure of
 
 
-def probabilities(model, images: np.ndarray, batch_size: int = EVALUATION_BATCH_SIZE) -> np.ndarray:
+def probabilities(predictor: Predictor, images: np.ndarray, batch_size: int = EVALUATION_BATCH_SIZE) -> np.ndarray:
     """Return the model's class probabilities (N, 10) for uint8 images (N, 28, 28)."""
     # The compiled forward pass in chunks: measured faster than model.predict or model.evaluate.
-    predictor, inputs = predictor_for(model), to_model_input(images)
+    inputs = to_model_input(images)
     chunks = [predictor.probabilities(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]
     return np.concatenate(chunks).astype(np.float32, copy=False)
 
@@ -73,10 +73,10 @@ def score(probs: np.ndarray, labels: np.ndarray) -> dict:
 def evaluate_run(run: Run, which: str = "best") -> dict:
     """Return the run's test-set evaluation, computed now and stored as evaluation.json (StorageError
     when the disk refuses it)."""
-    model = load_run_model(run, which)
+    predictor = run_predictor(run, which)
     mnist = load_mnist()
     started = time.perf_counter()
-    result = score(probabilities(model, mnist.x_test), mnist.y_test)
+    result = score(probabilities(predictor, mnist.x_test), mnist.y_test)
     result.update(
         model=run.model_path(which).name,
         seconds=round(time.perf_counter() - started, 3),
@@ -123,3 +123,31 @@ def filter_misclassified(rows: list[dict], true: int | None = None, predicted: i
         for row in rows
         if (true is None or row["true"] == true) and (predicted is None or row["predicted"] == predicted)
     ]
+
+
+def best_model(candidates: list[Run]) -> tuple[Run, str] | None:
+    """Return the run to open the Draw page on, and why, in words; None when there are no candidates.
+
+    Runs are ranked by their test accuracy where they have an evaluation of their current model, else by their
+    best validation accuracy (the newest wins a tie); runs with neither come last."""
+
+    def score(run: Run) -> tuple[float, str] | None:
+        evaluation = stored_evaluation(run)
+        if evaluation is not None:
+            return float(evaluation["accuracy"]), "test"
+        return (float(run.best_val_accuracy), "validation") if run.best_val_accuracy is not None else None
+
+    if not candidates:
+        return None
+    scored = [(run, score(run)) for run in candidates]
+    ranked = [(run, found) for run, found in scored if found is not None]
+    if not ranked:
+        return candidates[0], f"{candidates[0].run_id}, the newest: no run has finished an epoch yet"
+    best, (accuracy, basis) = max(ranked, key=lambda item: item[1][0])  # max keeps the first (newest) of a tie
+    why = f"{best.run_id}, the best {basis} accuracy ({100 * accuracy:.2f} %)"
+    evaluated = sum(found[1] == "test" for _, found in ranked)
+    if basis == "validation" and not evaluated:
+        return best, f"{why}; no run has been evaluated on the test set yet (Evaluate page)"
+    if evaluated < len(ranked):
+        return best, f"{why}; runs not evaluated on the test set count with their validation accuracy"
+    return best, why

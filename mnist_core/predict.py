@@ -1,21 +1,14 @@
-"""A drawn digit made MNIST-like (crop, fit 20x20, centre by mass in 28x28), measured against MNIST's own digits
-(too little ink, too small, flat, a blot, scattered pieces), and fast prediction."""
+"""A drawn digit made MNIST-like (crop, fit 20x20, centre by mass in 28x28) and measured against MNIST's own digits
+(too little ink, too small, flat, a blot, scattered pieces): numpy and PIL only, no model."""
 
 from __future__ import annotations
 
 import dataclasses
-import threading
-import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mnist_core.settings import IMAGE_SIZE
-from mnist_core.tfimport import import_keras
-
-if TYPE_CHECKING:
-    from mnist_core.runs import Run
 
 INK_THRESHOLD = 0.1  # grey level (0-1) above which a canvas pixel counts as ink
 MIN_INK_PIXELS = 4  # fewer inked pixels than this is a blank canvas (or a stray click)
@@ -191,72 +184,6 @@ def drawing_or_sample(canvas: np.ndarray | None, sample: np.ndarray | None = Non
     return prepared
 
 
-def default_model(candidates: list[Run]) -> tuple[Run, str] | None:
-    """Return the run to open the Draw page on, and why, in words; None when there are no candidates.
-
-    Runs are ranked by their test accuracy where they have an evaluation of their current model, else by their
-    best validation accuracy (the newest wins a tie); runs with neither come last."""
-    from mnist_core.evaluate import stored_evaluation  # evaluate imports this module
-
-    def score(run: Run) -> tuple[float, str] | None:
-        evaluation = stored_evaluation(run)
-        if evaluation is not None:
-            return float(evaluation["accuracy"]), "test"
-        return (float(run.best_val_accuracy), "validation") if run.best_val_accuracy is not None else None
-
-    if not candidates:
-        return None
-    scored = [(run, score(run)) for run in candidates]
-    ranked = [(run, found) for run, found in scored if found is not None]
-    if not ranked:
-        return candidates[0], f"{candidates[0].run_id}, the newest: no run has finished an epoch yet"
-    best, (accuracy, basis) = max(ranked, key=lambda item: item[1][0])  # max keeps the first (newest) of a tie
-    why = f"{best.run_id}, the best {basis} accuracy ({100 * accuracy:.2f} %)"
-    evaluated = sum(found[1] == "test" for _, found in ranked)
-    if basis == "validation" and not evaluated:
-        return best, f"{why}; no run has been evaluated on the test set yet (Evaluate page)"
-    if evaluated < len(ranked):
-        return best, f"{why}; runs not evaluated on the test set count with their validation accuracy"
-    return best, why
-
-
-class Predictor:
-    """A model's forward pass compiled once for (batch, 28, 28, 1) input: milliseconds per digit."""
-
-    def __init__(self, model):
-        import_keras()
-        import tensorflow as tf
-
-        self.model = model
-        self._call = tf.function(
-            lambda x: model(x, training=False),
-            input_signature=[tf.TensorSpec((None, IMAGE_SIZE, IMAGE_SIZE, 1), tf.float32)],
-            reduce_retracing=True,
-        )
-        self.probabilities(np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.float32))  # trace now, not on first draw
-
-    def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """Return class probabilities: (10,) for one (28, 28) image, (N, 10) for (N, 28, 28) or (N, 28, 28, 1)."""
-        array = np.asarray(images, dtype=np.float32)
-        single = array.ndim == 2
-        batch = array.reshape(-1, IMAGE_SIZE, IMAGE_SIZE, 1)
-        probs = self._call(batch).numpy()
-        return probs[0] if single else probs
-
-
-_PREDICTORS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_PREDICTORS_LOCK = threading.Lock()
-
-
-def predictor_for(model) -> Predictor:
-    """Return the (cached) Predictor of `model`."""
-    with _PREDICTORS_LOCK:
-        predictor = _PREDICTORS.get(model)
-        if predictor is None:
-            predictor = _PREDICTORS[model] = Predictor(model)
-        return predictor
-
-
 def squared(image: np.ndarray) -> np.ndarray:
     """Return `image` (H, W) centred on a black square (S, S), S = max(H, W), for display at one size."""
     height, width = image.shape
@@ -268,11 +195,3 @@ def squared(image: np.ndarray) -> np.ndarray:
 def random_index(count: int) -> int:
     """Return a random position in [0, count)."""
     return int(np.random.default_rng().integers(count))
-
-
-def predict_canvas(model, canvas: np.ndarray) -> tuple[Preprocessed, np.ndarray | None]:
-    """Return (preprocessing steps, probabilities (10,) or None when the canvas is blank)."""
-    prepared = preprocess_canvas(canvas)
-    if prepared.blank:
-        return prepared, None
-    return prepared, predictor_for(model).probabilities(prepared.image)

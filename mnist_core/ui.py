@@ -19,8 +19,9 @@ from PIL import Image
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 
-from mnist_core import control, explore, runs
+from mnist_core import access, control, explore, runs
 from mnist_core.access import Actor
+from mnist_core.architectures import build_model, layer_table
 from mnist_core.config import TrainConfig
 from mnist_core.data import DataError, load_mnist
 from mnist_core.labels import (
@@ -31,7 +32,7 @@ from mnist_core.labels import (
     seconds,
     short_name,
 )
-from mnist_core.settings import RESOURCES_DIR
+from mnist_core.settings import RESOURCES_DIR, runs_root
 
 
 def _keep_keras_between_runs() -> None:
@@ -184,24 +185,9 @@ def dataset_or_stop() -> explore.DatasetView:
         st.stop()
 
 
-@st.cache_resource(show_spinner="Loading model…", max_entries=16)
-def _model(path: str, modified_ns: int):
-    """Return the Keras model saved at `path` (cached per file version)."""
-    from mnist_core.models import load_model_file
-
-    return load_model_file(path)
-
-
-def model_of(run: runs.Run, which: str = "best"):
-    """Return the run's saved model, cached until the file changes."""
-    path = run.model_path(which)
-    return _model(str(path), path.stat().st_mtime_ns)
-
-
 @st.cache_resource(show_spinner="Building the model to count its parameters…")
 def architecture_summary(key: str) -> tuple[list[dict], int]:
     """Return (layer table rows, parameter count) of a freshly built `key` model."""
-    from mnist_core.architectures import build_model, layer_table
 
     model = build_model(key)
     return layer_table(model), int(model.count_params())
@@ -476,12 +462,11 @@ class _Access:
 
 def _serves_loopback_only() -> bool:
     """Return True when the server listens on this machine's loopback only (an AppTest has no server at all)."""
-    from mnist_core.access import is_loopback_address
 
     address = st.get_option("server.address")
     if not address:  # Streamlit listens on every interface when no address is set
         return bool(st.get_option("global.appTest"))
-    return is_loopback_address(address)
+    return access.is_loopback_address(address)
 
 
 def _secrets():
@@ -491,8 +476,6 @@ def _secrets():
 
 def _access() -> _Access:
     """Work out this session's access without drawing anything (pages and fragments may call it)."""
-    from mnist_core import access
-    from mnist_core.settings import runs_root
 
     try:
         passwords = access.configured_passwords(_secrets())
@@ -536,7 +519,6 @@ def _cookie_script(statement: str) -> None:
 
 def _log_in(passwords, store) -> None:
     """The login form's callback: check the password on the server, record the login, or say it was wrong."""
-    from mnist_core import access
 
     password = st.session_state.get(_ACCESS_PASSWORD) or ""
     st.session_state[_ACCESS_PASSWORD] = ""  # the password is not kept in the session
@@ -571,7 +553,6 @@ def _no_page() -> None:
 
 def _closed_page(message: str | None, passwords=None, store=None) -> None:
     """Show the login form (message None) or a one-line reason why the studio is closed, and nothing else; stop."""
-    from mnist_core.access import TOKEN_PATTERN
 
     st.set_page_config(page_title="Log in · MNIST studio", page_icon=":material/lock:", layout="centered")
     # The studio's pages are registered (a deep link such as /Train opens after the login) but not listed.
@@ -593,7 +574,7 @@ def _closed_page(message: str | None, passwords=None, store=None) -> None:
         clear = f'document.cookie = "{SESSION_COOKIE}=; Path=/; Max-Age=0; SameSite=Strict"'
         if logged_out:
             clear += "; window.location.reload()"  # a fresh page: nothing of the studio stays, not even its sidebar
-        elif TOKEN_PATTERN.match(stale):
+        elif access.TOKEN_PATTERN.match(stale):
             # only the cookie this connection started with: a newer login made in another tab stays
             clear = f'if (document.cookie.includes("{SESSION_COOKIE}={stale}")) {clear}'
         _cookie_script(clear)
@@ -607,7 +588,6 @@ def require_access() -> Actor:
     hash configured): only the login form shows, without the studio's navigation, until the right password is
     entered; then a Log out button and who you are go in the sidebar. Bound to another address without a
     password, or with a malformed hash: a one-line error and nothing else."""
-    from mnist_core.access import SESSION_MAX_AGE
 
     state = _access()
     if state.mode == "local":
@@ -623,7 +603,8 @@ def require_access() -> Actor:
         if token and _session_cookie() != token:
             # Keep the login across reloads and server restarts: the token in a cookie, sent with the websocket.
             _cookie_script(
-                f'document.cookie = "{SESSION_COOKIE}={token}; Path=/; Max-Age={SESSION_MAX_AGE}; SameSite=Strict"'
+                f'document.cookie = "{SESSION_COOKIE}={token}; Path=/; '
+                f'Max-Age={access.SESSION_MAX_AGE}; SameSite=Strict"'
                 ' + (location.protocol === "https:" ? "; Secure" : "")'
             )
     return current

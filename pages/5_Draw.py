@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-from mnist_core import charts, predict, runs, ui
+from mnist_core import charts, evaluate, models, predict, runs, ui
 from mnist_core.architectures import get_architecture
-from mnist_core.models import ModelFileError
 
 CANVAS_SIZE = 280
 CLEAR_SHORTCUT = "Backspace"
@@ -53,7 +52,7 @@ with canvas_column:
     )
 
 with result_column:
-    best, why_best = predict.default_model(with_model)  # after the canvas: a Clear reaches it sooner
+    best, why_best = evaluate.best_model(with_model)  # after the canvas: a Clear reaches it sooner
     run = ui.pick_run(with_model, "draw_run", label="Model", default_id=best.run_id)
     st.caption(f"{'Opened on' if run.run_id == best.run_id else 'The best model is'} {why_best}.")
     sample = st.session_state.get("draw_sample")
@@ -64,8 +63,8 @@ with result_column:
         st.info("The canvas is blank: draw a digit to see the predictions.")
         st.stop()
     try:
-        probabilities = predict.predictor_for(ui.model_of(run)).probabilities(prepared.image)
-    except ModelFileError as error:
+        probabilities = models.run_predictor(run).probabilities(prepared.image)
+    except models.ModelFileError as error:
         st.error(f"This run's model cannot be loaded: {error}")
         st.stop()
     digit = int(probabilities.argmax())
@@ -89,8 +88,8 @@ for i, other in enumerate(with_model):
     if i % TILES_PER_ROW == 0:  # a row at a time: on a phone the columns stack, and the order holds
         tiles = st.columns(TILES_PER_ROW)
     try:
-        probs = predict.predictor_for(ui.model_of(other)).probabilities(prepared.image)
-    except ModelFileError:
+        probs = models.run_predictor(other).probabilities(prepared.image)
+    except models.ModelFileError:
         tiles[i % TILES_PER_ROW].warning(f"{other.run_id}: its model file cannot be loaded.")
         continue
     with tiles[i % TILES_PER_ROW]:

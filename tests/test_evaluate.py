@@ -11,7 +11,7 @@ from conftest import copy_run
 from mnist_core import runs, storage
 from mnist_core.data import to_model_input
 from mnist_core.evaluate import evaluate_run, filter_misclassified, gallery, score, stored_evaluation
-from mnist_core.models import load_run_model
+from mnist_core.models import run_predictor
 
 
 def synthetic(n: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -143,7 +143,7 @@ def test_evaluate_run_on_a_trained_run(trained_run, runs_dir, mnist):
     assert result["model"] == "best.keras"
     assert result["epochs_done"] == 1
 
-    model = load_run_model(run, "best")
+    model = run_predictor(run, "best").model
     probs = model.predict(to_model_input(mnist.x_test), batch_size=1024, verbose=0)
     predicted = probs.argmax(axis=1)
     expected_accuracy = np.mean(predicted == mnist.y_test)

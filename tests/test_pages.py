@@ -13,7 +13,7 @@ from mnist_core import control, runs, ui
 from mnist_core.architectures import build_model
 from mnist_core.config import TrainConfig
 from mnist_core.data import load_mnist, split, to_model_input
-from mnist_core.models import load_run_model
+from mnist_core.models import run_predictor
 from mnist_core.predict import preprocess_canvas
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -211,7 +211,7 @@ def test_evaluate_without_runs_says_what_to_do(empty_root):
 
 def test_evaluate_scores_the_run_and_filters_mistakes(with_run):
     mnist = load_mnist()
-    probs = load_run_model(with_run).predict(to_model_input(mnist.x_test), verbose=0)
+    probs = run_predictor(with_run).model.predict(to_model_input(mnist.x_test), verbose=0)
     predicted = probs.argmax(axis=1)
     accuracy = float((predicted == mnist.y_test).mean())
     app = page("pages/4_Evaluate.py")
@@ -252,7 +252,7 @@ def test_draw_blank_canvas_then_a_test_digit(with_run):
     assert not app.exception
     index = app.session_state["draw_sample"]
     image = preprocess_canvas(load_mnist().x_test[index]).image
-    expected = load_run_model(with_run).predict(image[None, ..., None], verbose=0)[0]
+    expected = run_predictor(with_run).model.predict(image[None, ..., None], verbose=0)[0]
     assert metric(app, "Prediction") == str(int(np.argmax(expected)))
     app.button(key="draw_clear").click().run()
     assert any("canvas is blank" in text for text in texts(app.info))

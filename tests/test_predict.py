@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from mnist_core import predict
-from mnist_core.predict import Predictor, predict_canvas, predictor_for, preprocess_canvas, to_grayscale
+from mnist_core import evaluate, predict
+from mnist_core.models import Predictor
+from mnist_core.predict import preprocess_canvas, to_grayscale
 from mnist_core.runs import Run
 
 SIZE = 280
@@ -137,18 +138,16 @@ def test_predictor_matches_model_predict(model):
     single = predictor.probabilities(images[2])
     assert single.shape == (10,)
     np.testing.assert_allclose(single, expected[2], atol=1e-5)
-    assert predictor_for(model) is predictor_for(model)
 
 
-def test_predict_canvas(model):
-    prepared, probs = predict_canvas(model, ring())
+def test_a_drawn_ring_through_the_predictor(model):
+    prepared = preprocess_canvas(ring())
     assert not prepared.blank
+    probs = Predictor(model).probabilities(prepared.image)
     assert probs.shape == (10,)
     assert probs.min() >= 0
     assert probs.sum() == pytest.approx(1.0, abs=1e-5)
     np.testing.assert_allclose(probs, model.predict(prepared.image[None, ..., None], verbose=0)[0], atol=1e-5)
-    prepared, probs = predict_canvas(model, black_canvas())
-    assert prepared.blank and probs is None
 
 
 # ---------------------------------------------------------------- drawings unlike a digit
@@ -273,37 +272,37 @@ def fake_run(name: str, val: float | None, test: float | None = None, evaluated_
     )
 
 
-def test_default_model_is_the_best_by_validation_not_the_newest():
+def test_best_model_is_the_best_by_validation_not_the_newest():
     newest, good, older = fake_run("3-mlp", 0.169), fake_run("2-cnn", 0.991), fake_run("1-mlp", 0.9)
-    run, why = predict.default_model([newest, good, older])
+    run, why = evaluate.best_model([newest, good, older])
     assert run is good
     assert why.startswith("2-cnn, the best validation accuracy (99.10 %)")
     assert "no run has been evaluated" in why
 
 
-def test_default_model_prefers_the_test_accuracy_where_evaluated():
+def test_best_model_prefers_the_test_accuracy_where_evaluated():
     evaluated = fake_run("2-cnn", 0.985, test=0.992)
     better_val_but_worse_test = fake_run("3-cnn", 0.99, test=0.95)
     unevaluated = fake_run("1-mlp", 0.97)
-    run, why = predict.default_model([better_val_but_worse_test, evaluated, unevaluated])
+    run, why = evaluate.best_model([better_val_but_worse_test, evaluated, unevaluated])
     assert run is evaluated
     assert why.startswith("2-cnn, the best test accuracy (99.20 %)")
     assert "validation accuracy" in why  # says how the unevaluated run was counted
-    run, why = predict.default_model([evaluated, better_val_but_worse_test])
+    run, why = evaluate.best_model([evaluated, better_val_but_worse_test])
     assert run is evaluated and why == "2-cnn, the best test accuracy (99.20 %)"
 
 
-def test_default_model_ignores_an_evaluation_of_an_older_model():
+def test_best_model_ignores_an_evaluation_of_an_older_model():
     stale = fake_run("2-cnn", 0.90, test=0.999, evaluated_epochs=5)  # evaluated before it was continued
     other = fake_run("1-cnn", 0.95)
-    assert predict.default_model([stale, other])[0] is other
+    assert evaluate.best_model([stale, other])[0] is other
 
 
-def test_default_model_ties_and_edge_cases():
+def test_best_model_ties_and_edge_cases():
     first, second = fake_run("2-a", 0.9), fake_run("1-b", 0.9)
-    assert predict.default_model([first, second])[0] is first  # a tie: the newest (listed first)
+    assert evaluate.best_model([first, second])[0] is first  # a tie: the newest (listed first)
     no_epochs = fake_run("3-c", None)
-    assert predict.default_model([no_epochs, second])[0] is second
-    run, why = predict.default_model([no_epochs])
+    assert evaluate.best_model([no_epochs, second])[0] is second
+    run, why = evaluate.best_model([no_epochs])
     assert run is no_epochs and "newest" in why
-    assert predict.default_model([]) is None
+    assert evaluate.best_model([]) is None

@@ -16,7 +16,7 @@ from conftest import TEMPLATE_CONFIG, copy_run, fresh, log_of, wait_state, wait_
 from mnist_core import control, runfiles, runs, storage
 from mnist_core.config import TrainConfig
 from mnist_core.data import split, to_model_input
-from mnist_core.models import ModelFileError, load_model_file, load_run_model
+from mnist_core.models import ModelFileError, load_predictor, run_predictor
 from mnist_core.runs import RunError
 
 EXPECTED_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "elapsed", "learning_rate"]
@@ -87,7 +87,7 @@ def test_saved_models_load_and_score_the_recorded_validation(trained_run, mnist)
     for which in ("best", "final"):
         path = trained_run.file(f"{which}.keras")
         assert path.stat().st_size > 0
-        model = load_run_model(trained_run, which)
+        model = run_predictor(trained_run, which).model
         assert model.output_shape == (None, 10)
         # The same file through Keras' own safe loader.
         assert keras.models.load_model(path, safe_mode=True, compile=False).count_params() == 235_146
@@ -183,7 +183,7 @@ def test_stop_a_running_run(runs_dir, reaper):
     assert run.status["error"] is None
     assert run.progress["epoch"] <= done + 1
     assert not run.file("stop").exists()
-    model = load_run_model(run, "final")
+    model = run_predictor(run, "final").model
     assert model.output_shape == (None, 10)
     assert run.has_model
 
@@ -331,21 +331,21 @@ def test_runs_root_comes_from_env(runs_dir):
 def test_corrupt_model_file_names_the_file(runs_dir):
     run = control.create_run(tiny_config(), runs_dir)
     with pytest.raises(RunError, match="no saved model"):
-        load_run_model(run)
+        run_predictor(run)
     run.file("best.keras").write_bytes(os.urandom(4096))
     with pytest.raises(ModelFileError) as caught:
-        load_run_model(fresh(run), "best")
+        run_predictor(fresh(run), "best")
     assert str(run.file("best.keras")) in str(caught.value)
     with pytest.raises(ModelFileError, match="no model file"):
-        load_model_file(runs_dir / "missing.keras")
+        load_predictor(runs_dir / "missing.keras")
 
 
 def test_model_cache_notices_a_replaced_file(trained_run, runs_dir):
     run = copy_run(trained_run, runs_dir)
-    assert load_run_model(run, "final") is load_run_model(run, "final")  # cached
+    assert run_predictor(run, "final") is run_predictor(run, "final")  # cached
     run.file("final.keras").write_bytes(b"garbage" * 100)
     with pytest.raises(ModelFileError) as caught:
-        load_run_model(run, "final")
+        run_predictor(run, "final")
     assert "final.keras" in str(caught.value)
 
 
