@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mnist_core.data import Mnist, split_indices
+from mnist_core.data import Mnist, split
 from mnist_core.settings import NUM_CLASSES
 
 SPLITS = ("train", "validation", "test")
@@ -24,11 +24,11 @@ class DatasetView:
 
 def dataset_view(mnist: Mnist) -> DatasetView:
     """Return the train / validation / test splits of `mnist` (the walkthrough's 54,000 / 6,000 split)."""
-    train_index, val_index = split_indices(len(mnist.x_train))
+    parts = split(mnist)
     return DatasetView(
-        images={"train": mnist.x_train[train_index], "validation": mnist.x_train[val_index], "test": mnist.x_test},
-        labels={"train": mnist.y_train[train_index], "validation": mnist.y_train[val_index], "test": mnist.y_test},
-        source_index={"train": train_index, "validation": val_index, "test": np.arange(len(mnist.x_test))},
+        images={"train": parts.x_train, "validation": parts.x_val, "test": mnist.x_test},
+        labels={"train": parts.y_train, "validation": parts.y_val, "test": mnist.y_test},
+        source_index={"train": parts.train_index, "validation": parts.val_index, "test": np.arange(len(mnist.x_test))},
         source=mnist.source,
     )
 
