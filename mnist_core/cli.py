@@ -135,6 +135,29 @@ def cmd_continue(args) -> int:
     return 0 if args.detach else (0 if follow(run) in (runs_mod.FINISHED, runs_mod.STOPPED) else 1)
 
 
+def cmd_delete(args) -> int:
+    """Move a run to the trash (asking first unless --yes); say how to restore it."""
+    run = runs_mod.get_run(args.run, args.runs_dir)
+    if not args.yes:
+        try:
+            answer = input(f"Delete run {run.run_id} ({run.state}, {len(run.epochs)} epochs)? [y/N] ")
+        except EOFError:  # no one to answer: keep it
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("not deleted")
+            return 1
+    control.delete_run(run.run_id, args.runs_dir)
+    print(f"run {run.run_id}: moved to the trash; `python -m mnist_core restore {run.run_id}` brings it back")
+    return 0
+
+
+def cmd_restore(args) -> int:
+    """Put a deleted run back from the trash."""
+    run = control.restore_run(args.run, args.runs_dir)
+    print(f"run {run.run_id}: restored ({run.state}, {len(run.epochs)} epochs)")
+    return 0
+
+
 def cmd_architectures(args) -> int:
     """Print the architecture registry."""
     for arch in ARCHITECTURES.values():
@@ -197,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cont.add_argument("--detach", action="store_true")
     cont.set_defaults(func=cmd_continue)
+    delete = sub.add_parser("delete", help="move a run that is not queued or running to the trash")
+    delete.add_argument("run")
+    delete.add_argument("--yes", action="store_true", help="do not ask")
+    delete.set_defaults(func=cmd_delete)
+    restore = sub.add_parser("restore", help="bring a deleted run back from the trash (its newest deletion)")
+    restore.add_argument("run")
+    restore.set_defaults(func=cmd_restore)
     sub.add_parser("architectures", help="list the architectures").set_defaults(func=cmd_architectures)
     password = sub.add_parser("password", help="hash a password for shared (classroom) mode")
     password.add_argument("--admin", action="store_true", help="the admin password (may stop anyone's runs)")

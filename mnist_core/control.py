@@ -215,9 +215,11 @@ def continue_run(
     return read_run(path)
 
 
-def delete_run(run_id: str, root: Path | str | None = None, actor: Actor | None = None) -> None:
-    """Delete a run that is not queued or running (a damaged run too); RunError otherwise."""
+def delete_run(run_id: str, root: Path | str | None = None, actor: Actor | None = None) -> str:
+    """Move a run that is not queued or running (a damaged run too) to the trash; return its trash entry, for
+    restore_run. RunError otherwise. The trash keeps the newest TRASH_KEPT deletions."""
     path = run_path(run_id, root)
+    trash = path.parent / runfiles.TRASH
     with locked(path.parent):
         run = read_run(path)
         _check_actor(run, actor, "delete")
@@ -225,7 +227,51 @@ def delete_run(run_id: str, root: Path | str | None = None, actor: Actor | None 
             raise RunError(f"run {run_id} is {run.state}; stop it before deleting it")
         if worker_alive(path):
             raise RunError(f"run {run_id} still has a training process; stop it before deleting it")
-        shutil.rmtree(path)
+        entry = f"{run_id}.{time.time_ns()}"
+        try:
+            trash.mkdir(exist_ok=True)
+            path.rename(trash / entry)  # one rename: the run is either listed or in the trash, never half
+        except OSError as error:
+            raise storage_error(error, f"delete run {run_id}") from error
+        for old in trashed_runs(path.parent)[runfiles.TRASH_KEPT :]:
+            shutil.rmtree(trash / old, ignore_errors=True)
+    return entry
+
+
+def trashed_runs(root: Path | str | None = None) -> list[str]:
+    """Return the trash's entries (RUN_ID.NANOSECONDS), the newest deletion first."""
+    trash = resolve_root(root) / runfiles.TRASH
+    entries = [p.name for p in trash.iterdir() if p.is_dir()] if trash.is_dir() else []
+    return sorted(entries, key=_deleted_at, reverse=True)
+
+
+def _deleted_at(entry: str) -> int:
+    """Return when a trash entry (RUN_ID.NANOSECONDS) was deleted, in nanoseconds (0 for a stray name)."""
+    stamp = entry.rsplit(".", 1)[-1]
+    return int(stamp) if stamp.isdigit() else 0
+
+
+def restore_run(entry: str, root: Path | str | None = None, actor: Actor | None = None) -> Run:
+    """Put a deleted run back from the trash as it was (`entry` from delete_run, or a run id: its newest
+    deletion); RunError when it is not there or a run of that id exists again."""
+    root_path = resolve_root(root)
+    entries = trashed_runs(root_path)
+    if entry not in entries:
+        entry = next((name for name in entries if name.rsplit(".", 1)[0] == entry), entry)
+    run_id = entry.rsplit(".", 1)[0]
+    source = root_path / runfiles.TRASH / entry
+    if entry not in entries or not runfiles.RUN_ID_PATTERN.fullmatch(run_id):
+        raise RunError(f"{entry!r}: no deleted run of that name in the trash")
+    with locked(root_path):
+        _check_actor(read_run(source), actor, "restore")
+        target = root_path / run_id
+        if target.exists():
+            raise RunError(f"run {run_id} exists again; delete it first to restore the deleted one")
+        try:
+            source.rename(target)
+        except OSError as error:
+            raise storage_error(error, f"restore run {run_id}") from error
+    return read_run(target)
 
 
 def _try_worker_lock(path: Path) -> int | None:

@@ -34,9 +34,12 @@ LOG = "log.txt"
 STOP = "stop"
 WORKER_LOCK = "worker.lock"
 
-# In the runs folder itself: the lock every state change holds, and the prefix of folders being created.
+# In the runs folder itself: the lock every state change holds, the prefix of folders being created, and the
+# trash a deleted run is moved into (its folder renamed RUN_ID.NANOSECONDS, so it can be restored as it was).
 ROOT_LOCK = ".lock"
 CREATING_PREFIX = ".creating-"
+TRASH = ".trash"
+TRASH_KEPT = 20  # the newest deletions kept for undo; each deletion empties the trash past these
 
 EPOCH_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "elapsed", "learning_rate"]
 CHECKPOINT_PATTERN = re.compile(r"^epoch-(\d{4,})\.keras$")

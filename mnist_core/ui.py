@@ -259,6 +259,37 @@ def pick_run(all_runs: list[runs.Run], key: str, label: str = "Run", default_id:
     return by_id[run_id]
 
 
+def delete_control(run: runs.Run, key: str) -> None:
+    """Show "Delete run" with its confirmation; a deleted run goes to the trash and an Undo shows (undo_banner)."""
+    with st.popover("Delete run", icon=":material/delete:"):
+        st.caption(f"Moves {run.run_id} to the trash: **Undo** on this page brings it back as it was.")
+        if st.button("Delete this run", type="primary", key=f"{key}_delete"):
+            entry = act(control.delete_run, run.run_id, actor=actor())
+            if entry:
+                st.session_state[f"{key}_deleted"] = entry
+                st.query_params.pop("run", None)
+                st.rerun()
+
+
+def undo_banner(key: str) -> None:
+    """After a deletion from this page: say which run went to the trash, with Undo (and a way to dismiss it)."""
+    entry = st.session_state.get(f"{key}_deleted")
+    if not entry:
+        return
+    run_id = entry.rsplit(".", 1)[0]
+    message, undo, dismiss = st.columns([4, 1, 1], vertical_alignment="center")
+    message.info(f"Run {run_id} is in the trash.", icon=":material/delete:")
+    if undo.button("Undo", icon=":material/undo:", key=f"{key}_undo"):
+        if act(control.restore_run, entry, actor=actor()) is not None:
+            st.session_state[key] = run_id
+            st.query_params["run"] = run_id
+        del st.session_state[f"{key}_deleted"]
+        st.rerun()
+    if dismiss.button("Dismiss", key=f"{key}_dismiss"):
+        del st.session_state[f"{key}_deleted"]
+        st.rerun()
+
+
 def no_runs_yet(what: str) -> None:
     """Explain that the page needs a run, and link to the Train page."""
     st.info(f"No {what} yet. Train a model first: the **Quick 99 %** preset is the fastest way to 99 %.")

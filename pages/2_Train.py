@@ -117,7 +117,7 @@ def show_status(run_id: str, shown_state: str) -> None:
     st.progress(runs.progress_fraction(run), text=ui.progress_text(run))
     metric_columns = st.columns(4)
     metric_columns[0].metric(ui.EPOCHS_DONE.capitalize(), f"{len(run.epochs)} / {config.epochs}")
-    metric_columns[1].metric(ui.SECONDS_PER_EPOCH.capitalize(), ui.seconds(run.seconds_per_epoch))
+    metric_columns[1].metric("s / epoch (median)", ui.seconds(run.seconds_per_epoch), help=ui.SECONDS_PER_EPOCH)
     left = runs.time_left(run)
     estimating = state == runs.RUNNING and left is None
     metric_columns[2].metric("Time left", "estimating…" if estimating else ui.duration(left))
@@ -146,6 +146,8 @@ def show_status(run_id: str, shown_state: str) -> None:
         )
         if continue_clicked and ui.act(control.continue_run, run.run_id, int(extra), actor=ui.actor()):
             st.rerun()
+    if state not in runs.ACTIVE_STATES:
+        ui.delete_control(run, "train_run")
 
 
 def show_charts(run_id: str, running: bool) -> None:
@@ -169,11 +171,13 @@ def show_charts(run_id: str, running: bool) -> None:
 
 with view:
     st.subheader("Run")
+    ui.undo_banner("train_run")
     selected = ui.pick_run(all_runs, "train_run", default_id=active[0].run_id if active else None)
     if selected is None:
         st.info("No runs yet: choose an architecture or a preset on the left and press **Start training**.")
     elif selected.damaged:
         st.error(f"This run is damaged: {selected.problem}. Other runs are not affected; this one can only be deleted.")
+        ui.delete_control(selected, "train_run")
     else:
         if selected.config.architecture in reference.published_architectures():
             st.toggle("Overlay the walkthrough's published curve", key="train_overlay")

@@ -125,13 +125,18 @@ def trained_run(tmp_path_factory) -> runs.Run:
     return run
 
 
-def run_cli(*args: str, runs_root: Path, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess:
-    """Run `python -m mnist_core ARGS` with MNIST_RUNS_DIR=runs_root; return the finished process."""
+def run_cli(
+    *args: str, runs_root: Path, timeout: float = RUN_TIMEOUT, answer: str | None = None
+) -> subprocess.CompletedProcess:
+    """Run `python -m mnist_core ARGS` with MNIST_RUNS_DIR=runs_root (and `answer` on its stdin, else none);
+    return the finished process."""
     env = dict(os.environ, MNIST_RUNS_DIR=str(runs_root))
     return subprocess.run(
         [PYTHON, "-m", "mnist_core", *args],
         cwd=REPO_ROOT,
         env=env,
+        input=answer,
+        stdin=None if answer is not None else subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -112,3 +112,19 @@ def test_architectures_lists_the_registry(runs_dir):
     assert result.returncode == 0
     keys = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
     assert keys == list(ARCHITECTURES)
+
+
+def test_delete_asks_first_and_restore_brings_the_run_back(trained_run, runs_dir):
+    run = copy_run(trained_run, runs_dir)
+    for answer in ("n\n", None):  # "no", and no one at the keyboard: kept
+        kept = run_cli("delete", run.run_id, runs_root=runs_dir, answer=answer)
+        assert kept.returncode == 1 and "not deleted" in kept.stdout and run.path.exists()
+    asked = run_cli("delete", run.run_id, runs_root=runs_dir, answer="y\n")
+    assert asked.returncode == 0 and "Delete run" in asked.stdout and not run.path.exists()
+    assert f"restore {run.run_id}" in asked.stdout
+    restored = run_cli("restore", run.run_id, runs_root=runs_dir)
+    assert restored.returncode == 0 and run.path.exists(), restored.stderr
+    assert fresh(run).epochs == trained_run.epochs
+    assert run_cli("delete", run.run_id, "--yes", runs_root=runs_dir).returncode == 0 and not run.path.exists()
+    missing = run_cli("restore", "20200101-000000-mlp-0000", runs_root=runs_dir)
+    assert missing.returncode == 2 and "no deleted run" in missing.stderr and "Traceback" not in missing.stderr

@@ -422,3 +422,50 @@ def test_an_ended_run_shows_its_finished_epochs_not_the_discarded_partial_one():
     assert runs.progress_fraction(one_done) == 0.5
     assert ui.progress_text(snapshot(config, runs.QUEUED, {}, (50.0,))) == "queued · 1 of 2 epochs done"
     assert runs.progress_fraction(snapshot(config, runs.FINISHED, {}, (50.0, 50.0))) == 1.0
+
+
+# ----- delete, the trash, restore ----------------------------------------------------------------------------------
+
+
+def folder_bytes(path: Path) -> dict[str, bytes]:
+    """Return every file under `path` by relative name, with its bytes."""
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_delete_moves_to_the_trash_and_restore_brings_it_back_as_it_was(trained_run, runs_dir):
+    run = copy_run(trained_run, runs_dir)
+    before = folder_bytes(run.path)
+    entry = control.delete_run(run.run_id, runs_dir)
+    assert not run.path.exists() and entry.startswith(run.run_id + ".")
+    assert runs.list_runs(runs_dir) == []  # the trash is not a run
+    assert control.trashed_runs(runs_dir) == [entry]
+    with pytest.raises(RunError, match="no run"):
+        runs.get_run(run.run_id, runs_dir)
+    restored = control.restore_run(entry, runs_dir)
+    assert restored.run_id == run.run_id and folder_bytes(run.path) == before
+    assert control.trashed_runs(runs_dir) == []
+    # By run id: its newest deletion; a run of that id existing again blocks the restore.
+    control.delete_run(run.run_id, runs_dir)
+    copy_run(trained_run, runs_dir)
+    with pytest.raises(RunError, match="exists again"):
+        control.restore_run(run.run_id, runs_dir)
+    with pytest.raises(RunError, match="no deleted run"):
+        control.restore_run("../../etc", runs_dir)
+
+
+def test_the_trash_keeps_the_newest_deletions(trained_run, runs_dir, monkeypatch):
+    monkeypatch.setattr(runfiles, "TRASH_KEPT", 2)
+    entries = []
+    for _ in range(3):
+        run = copy_run(trained_run, runs_dir)
+        entries.append(control.delete_run(run.run_id, runs_dir))
+    assert control.trashed_runs(runs_dir) == entries[:0:-1]  # the newest two, newest first
+    assert sorted(p.name for p in (runs_dir / runfiles.TRASH).iterdir()) == sorted(entries[1:])
+
+
+def test_a_queued_run_cannot_be_deleted(runs_dir):
+    run = control.create_run(tiny_config(), runs_dir)
+    with pytest.raises(RunError, match="stop it before deleting"):
+        control.delete_run(run.run_id, runs_dir)
+    assert run.path.exists() and control.trashed_runs(runs_dir) == []
+    control.request_stop(run.run_id, runs_dir)

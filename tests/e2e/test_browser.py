@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import shutil
 import time
 
 import pytest
@@ -482,6 +483,32 @@ def test_page_with_runs(page: Page, server, finished_runs, path):
     expect(page.locator("h1").first).to_contain_text(TITLES[path])
     with_runs_check(page, path, finished_runs)
     no_exception(page)
+
+
+def test_delete_a_run_from_the_train_page_and_undo(page: Page, server, finished_runs, shoot):
+    """Delete asks first, moves the run to the trash (gone from every list), and Undo brings it back whole."""
+    quick, _ = finished_runs
+    copy_id = quick.run_id[:-4] + "dead"  # a copy of a finished run, so the other tests keep theirs
+    shutil.copytree(quick.path, server.runs_dir / copy_id)
+    before = sorted(p.relative_to(quick.path) for p in quick.path.rglob("*"))
+    open_page(page, server, f"/Train?run={copy_id}")
+    expect(selectbox(page, "Run")).to_have_value(re.compile(copy_id))
+    page.get_by_role("button", name="Delete run").click()
+    expect(page.get_by_text(f"Moves {copy_id} to the trash")).to_be_visible()
+    page.locator(".st-key-train_run_delete button").click()
+    wait_for_app(page)
+    expect(page.get_by_text(f"Run {copy_id} is in the trash.")).to_be_visible()
+    assert not (server.runs_dir / copy_id).exists()
+    assert copy_id not in [run.run_id for run in runs.list_runs(server.runs_dir)]
+    expect(page.locator('[data-testid="stDataFrame"]')).not_to_contain_text(copy_id)
+    shoot(page, "deleted")
+    page.locator(".st-key-train_run_undo button").click()
+    wait_for_app(page)
+    expect(page.get_by_text("is in the trash")).to_have_count(0)
+    expect(selectbox(page, "Run")).to_have_value(re.compile(copy_id))
+    assert sorted(p.relative_to(server.runs_dir / copy_id) for p in (server.runs_dir / copy_id).rglob("*")) == before
+    no_exception(page)
+    control.delete_run(copy_id, server.runs_dir)
 
 
 # ---------------------------------------------------------------- last: the server's own output
