@@ -103,7 +103,10 @@ def cmd_runs(args) -> int:
         print(
             f"{row['run_id']:38} {row['architecture'] or '-':14} {row['state']:9} "
             f"{row['epochs_done']:>3}/{row['epochs_target'] or '-':<3} {percent(row['best_val_accuracy']):>9} "
-            f"{percent(row['test_accuracy']):>9}" + (f"  {row['error']}" if row["state"] == runs_mod.DAMAGED else "")
+            f"{percent(row['test_accuracy']):>9}"
+            + (f"  {row['name']}" if row["name"] != row["run_id"] else "")
+            + (f"  #{' #'.join(row['tags'])}" if row["tags"] else "")
+            + (f"  {row['error']}" if row["state"] == runs_mod.DAMAGED else "")
         )
     return 0
 
@@ -133,6 +136,16 @@ def cmd_continue(args) -> int:
     run = control.continue_run(args.run, args.epochs, args.runs_dir)
     print(f"run {run.run_id}: queued to train epochs {len(run.epochs) + 1}-{run.config.epochs}")
     return 0 if args.detach else (0 if follow(run) in (runs_mod.FINISHED, runs_mod.STOPPED) else 1)
+
+
+def cmd_label(args) -> int:
+    """Name, annotate and tag a run."""
+    run = control.label_run(args.run, args.name, args.note, args.tag, args.runs_dir)
+    print(
+        f"run {run.run_id}: name {run.name!r}, tags {', '.join(run.tags) or '-'}"
+        + (", with a note" if run.labels.get("note") else "")
+    )
+    return 0
 
 
 def cmd_delete(args) -> int:
@@ -220,6 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cont.add_argument("--detach", action="store_true")
     cont.set_defaults(func=cmd_continue)
+    label = sub.add_parser("label", help="give a run a name, a note and tags (shown on every page)")
+    label.add_argument("run")
+    label.add_argument("--name", help='a display name ("" clears it)')
+    label.add_argument("--note", help='free text ("" clears it)')
+    label.add_argument("--tag", action="append", help="a tag (repeat for several); replaces the run's tags")
+    label.add_argument("--no-tags", dest="tag", action="store_const", const=[], help="remove every tag")
+    label.set_defaults(func=cmd_label)
     delete = sub.add_parser("delete", help="move a run that is not queued or running to the trash")
     delete.add_argument("run")
     delete.add_argument("--yes", action="store_true", help="do not ask")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -212,6 +213,55 @@ def continue_run(
             raise storage_error(error, f"continue run {run_id}") from error
         _transition_locked(path, QUEUED, DONE_STATES, error=None, pid=None, ended=None, continued_at_epoch=done)
     schedule(path.parent)
+    return read_run(path)
+
+
+NAME_LIMIT, NOTE_LIMIT, TAGS_LIMIT = 60, 2000, 12
+TAG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,29}$")
+
+
+def clean_tags(tags) -> list[str]:
+    """Return tags as stored: lower case, stripped, in order, no repeats; RunError naming a tag that is not
+    1-30 letters, digits, '-' or '_', or when there are more than TAGS_LIMIT."""
+    cleaned = list(dict.fromkeys(str(tag).strip().lower() for tag in tags if str(tag).strip()))
+    for tag in cleaned:
+        if not TAG_PATTERN.fullmatch(tag):
+            raise RunError(f"tag {tag!r}: use 1-30 letters, digits, '-' or '_'")
+    if len(cleaned) > TAGS_LIMIT:
+        raise RunError(f"tags: at most {TAGS_LIMIT}, got {len(cleaned)}")
+    return cleaned
+
+
+def label_run(
+    run_id: str,
+    name: str | None = None,
+    note: str | None = None,
+    tags: list[str] | None = None,
+    root: Path | str | None = None,
+    actor: Actor | None = None,
+) -> Run:
+    """Give run `run_id` a display name, a note and tags (None: keep what it has; "" or []: clear it), in any
+    state; stored in its labels.json, so they survive continue. RunError on a damaged run or a bad value."""
+    path = run_path(run_id, root)
+    with locked(path.parent):
+        run = _current(path, actor, "label")
+        labels = dict(run.labels)
+        if name is not None:
+            name = " ".join(name.split())  # one line
+            if len(name) > NAME_LIMIT:
+                raise RunError(f"name: at most {NAME_LIMIT} characters, got {len(name)}")
+            labels["name"] = name
+        if note is not None:
+            if len(note) > NOTE_LIMIT:
+                raise RunError(f"note: at most {NOTE_LIMIT} characters, got {len(note)}")
+            labels["note"] = note.strip()
+        if tags is not None:
+            labels["tags"] = clean_tags(tags)
+        labels = {key: value for key, value in labels.items() if value}
+        try:
+            storage.write_json_atomic(path / runfiles.LABELS, labels)
+        except OSError as error:
+            raise storage_error(error, f"label run {run_id}") from error
     return read_run(path)
 
 

@@ -10,6 +10,7 @@ A run folder (plain files other tools can read):
     best.keras        the model with the best validation accuracy so far
     final.keras       the model when training ended (finished or stopped)
     evaluation.json   the test-set evaluation, once computed
+    labels.json       what people call it: a display name, a note and tags (optional)
     tensorboard/      TensorBoard event files (`tensorboard --logdir runs`)
     log.txt           the training process's output (tracebacks end up here)
     stop              present while a stop has been asked for
@@ -29,6 +30,7 @@ CHECKPOINTS = "checkpoints"
 BEST_MODEL = "best.keras"
 FINAL_MODEL = "final.keras"
 EVALUATION = "evaluation.json"
+LABELS = "labels.json"
 TENSORBOARD = "tensorboard"
 LOG = "log.txt"
 STOP = "stop"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mnist_core import runfiles, storage
@@ -38,6 +38,7 @@ STATUS_FIELDS = {
     "owner": (str, type(None)),
 }
 PROGRESS_FIELDS = {"epoch": int, "batch": int, "steps_per_epoch": int, "loss": _NUMBER, "accuracy": _NUMBER}
+LABELS_FIELDS = {"name": str, "note": str, "tags": list}
 EVALUATION_FIELDS = {"accuracy": _NUMBER, "loss": _NUMBER, "count": int, "confusion_matrix": list, "per_class": list}
 # A snapshot is reused while its files are unchanged; one whose files changed within this many seconds is
 # read again every time (file times are coarse: two writes in one tick would otherwise look like one).
@@ -70,6 +71,7 @@ class Run:
     model_files: frozenset[str]
     stop_requested: bool = False
     problem: str | None = None  # why the run is damaged, naming the file; None when every file reads
+    labels: dict = field(default_factory=dict)  # labels.json: name, note, tags ({} when none was given)
 
     @property
     def run_id(self) -> str:
@@ -80,6 +82,16 @@ class Run:
     def state(self) -> str:
         """Return the run's state: one of STATES, or DAMAGED."""
         return DAMAGED if self.problem else self.status["state"]
+
+    @property
+    def name(self) -> str:
+        """Return the run's display name: the one given to it, else its id."""
+        return self.labels.get("name") or self.run_id
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """Return the run's tags (none when not tagged)."""
+        return tuple(self.labels.get("tags", ()))
 
     @property
     def damaged(self) -> bool:
@@ -118,6 +130,8 @@ class Run:
         """Return one table row: id, architecture, state, epochs, best val accuracy, test accuracy, s/epoch."""
         return {
             "run_id": self.run_id,
+            "name": self.name,
+            "tags": self.tags,
             "architecture": self.config.architecture if self.config else None,
             "state": self.state,
             "epochs_done": len(self.epochs),
@@ -183,17 +197,34 @@ def _read_evaluation(path: Path) -> dict | None:
     return evaluation
 
 
+def _read_labels(path: Path) -> dict:
+    """Return labels.json ({} when the run has none), checked: a name, a note, and tags that are strings."""
+    labels = storage.read_json_object(path / runfiles.LABELS) or {}
+    _check_fields(runfiles.LABELS, labels, LABELS_FIELDS)
+    if not all(isinstance(tag, str) for tag in labels.get("tags", [])):
+        raise storage.DamagedFile(f"{runfiles.LABELS}: tags {labels['tags']!r} are not all text")
+    return labels
+
+
 def read_run(path: Path | str) -> Run:
     """Return a fresh snapshot of the run folder `path` (damaged, with the reason, when a file is bad)."""
     path = Path(path)
     problem = None
-    parts: dict = {"config": None, "status": {"state": FAILED}, "progress": {}, "epochs": (), "evaluation": None}
+    parts: dict = {
+        "config": None,
+        "status": {"state": FAILED},
+        "progress": {},
+        "epochs": (),
+        "evaluation": None,
+        "labels": {},
+    }
     readers = {
         "config": _read_config,
         "status": _read_status,
         "progress": _read_progress,
         "epochs": _read_epochs,
         "evaluation": _read_evaluation,
+        "labels": _read_labels,
     }
     for part, reader in readers.items():
         try:
@@ -218,6 +249,7 @@ _SIGNATURE_FILES = (  # config and status first: list_runs tells a run folder by
     runfiles.PROGRESS,
     runfiles.EPOCHS,
     runfiles.EVALUATION,
+    runfiles.LABELS,
     runfiles.BEST_MODEL,
     runfiles.FINAL_MODEL,
     runfiles.STOP,
@@ -302,6 +334,17 @@ def run_path(run_id: str, root: Path | str | None = None) -> Path:
 def get_run(run_id: str, root: Path | str | None = None) -> Run:
     """Return a fresh snapshot of run `run_id`; RunError if there is no such run."""
     return read_run(run_path(run_id, root))
+
+
+def filter_runs(all_runs: list[Run], tags=(), architectures=(), states=()) -> list[Run]:
+    """Return the runs with every one of `tags`, of one of `architectures`, in one of `states` (empty: any)."""
+    return [
+        run
+        for run in all_runs
+        if set(tags) <= set(run.tags)
+        and (not architectures or (run.config is not None and run.config.architecture in architectures))
+        and (not states or run.state in states)
+    ]
 
 
 def count_by_state(all_runs: list[Run]) -> dict[str, int]:

@@ -199,15 +199,18 @@ def run_label(run: runs.Run) -> str:
     if run.damaged:
         return f"{STATE_MARKS[runs.DAMAGED]} {summary['run_id']} · damaged"
     best = f" · best val {percent(summary['best_val_accuracy'])}" if summary["best_val_accuracy"] is not None else ""
+    named = f"{run.name} ({run.run_id[-4:]})" if run.name != run.run_id else run.run_id
+    tags = "".join(f" #{tag}" for tag in run.tags)
     return (
-        f"{STATE_MARKS.get(summary['state'], '')} {summary['run_id']} · {summary['state']} · "
+        f"{STATE_MARKS.get(summary['state'], '')} {named}{tags} · {summary['state']} · "
         f"{summary['epochs_done']}/{summary['epochs_target']} epochs{best}"
     )
 
 
 def short_run_label(run: runs.Run) -> str:
     """Return a compact run name for multiselect chips: state mark, architecture, time started, id suffix."""
-    return f"{STATE_MARKS.get(run.state, '')} {short_name(run.run_id, run.config and run.config.architecture)}"
+    name = run.name if run.name != run.run_id else short_name(run.run_id, run.config and run.config.architecture)
+    return f"{STATE_MARKS.get(run.state, '')} {name}"
 
 
 def runs_table(all_runs: list[runs.Run]) -> None:
@@ -218,6 +221,8 @@ def runs_table(all_runs: list[runs.Run]) -> None:
         rows.append(
             {
                 "run": summary["run_id"],
+                "name": summary["name"] if summary["name"] != summary["run_id"] else "",
+                "tags": " ".join(f"#{tag}" for tag in summary["tags"]),
                 "state": f"{STATE_MARKS.get(summary['state'], '')} {summary['state']}",
                 "architecture": summary["architecture"] or "–",
                 EPOCHS_DONE: f"{summary['epochs_done']}/{summary['epochs_target'] or '–'}",
@@ -257,6 +262,37 @@ def pick_run(all_runs: list[runs.Run], key: str, label: str = "Run", default_id:
     st.session_state[key] = run_id
     st.query_params["run"] = run_id
     return by_id[run_id]
+
+
+def run_filter(all_runs: list[runs.Run], key: str) -> list[runs.Run]:
+    """Show "Filter runs" (tags, architecture, state) once there is something to tell runs apart by; return the
+    runs that pass (all of them until a filter is set)."""
+    tags = sorted({tag for run in all_runs for tag in run.tags})
+    architectures = sorted({run.config.architecture for run in all_runs if run.config})
+    states = sorted({run.state for run in all_runs})
+    if len(all_runs) < 2 or not (tags or len(architectures) > 1 or len(states) > 1):
+        return all_runs
+    with st.popover("Filter runs", icon=":material/filter_list:"):
+        chosen_tags = st.multiselect("Tags (all of)", tags, key=f"{key}_filter_tags") if tags else []
+        chosen_architectures = st.multiselect("Architecture", architectures, key=f"{key}_filter_architectures")
+        chosen_states = st.multiselect("State", states, key=f"{key}_filter_states")
+    shown = runs.filter_runs(all_runs, chosen_tags, chosen_architectures, chosen_states)
+    if len(shown) < len(all_runs):
+        st.caption(f"Showing {len(shown)} of {len(all_runs)} runs (Filter runs).")
+    return shown
+
+
+def label_control(run: runs.Run, key: str) -> None:
+    """Show "Name, note, tags" for a run: a popover that saves them into the run (they survive continue)."""
+    with st.popover("Name, note, tags", icon=":material/label:"):
+        name = st.text_input("Name", run.labels.get("name", ""), key=f"{key}_name_{run.run_id}", max_chars=60)
+        note = st.text_area("Note", run.labels.get("note", ""), key=f"{key}_note_{run.run_id}", max_chars=2000)
+        tags = st.text_input(
+            "Tags", " ".join(run.tags), key=f"{key}_tags_{run.run_id}", help="Words separated by spaces, e.g. lr-sweep"
+        )
+        saved = st.button("Save", key=f"{key}_label_save", type="primary")
+        if saved and act(control.label_run, run.run_id, name, note, tags.replace(",", " ").split(), actor=actor()):
+            st.rerun()
 
 
 def delete_control(run: runs.Run, key: str) -> None:

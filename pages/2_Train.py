@@ -108,8 +108,12 @@ def show_status(run_id: str, shown_state: str) -> None:
     if run.state != shown_state:
         st.rerun()  # it started or ended: the whole page changes (and stops refreshing once it is done)
     config, state = run.config, run.state
-    st.markdown(f"### {ui.STATE_ICONS.get(state, '')} {state} · {get_architecture(config.architecture).title}")
+    title = get_architecture(config.architecture).title
+    named = f" · {run.name}" if run.name != run.run_id else ""
+    st.markdown(f"### {ui.STATE_ICONS.get(state, '')} {state} · {title}{named}")
     st.caption(ui.config_caption(config))
+    if run.labels.get("note"):
+        st.caption(f"Note: {run.labels['note']}")
     if run.status.get("error"):
         st.error(run.status["error"])
     if state == runs.QUEUED:
@@ -146,8 +150,12 @@ def show_status(run_id: str, shown_state: str) -> None:
         )
         if continue_clicked and ui.act(control.continue_run, run.run_id, int(extra), actor=ui.actor()):
             st.rerun()
+    label_column, delete_column = st.columns(2)
+    with label_column:
+        ui.label_control(run, "train_run")
     if state not in runs.ACTIVE_STATES:
-        ui.delete_control(run, "train_run")
+        with delete_column:
+            ui.delete_control(run, "train_run")
 
 
 def show_charts(run_id: str, running: bool) -> None:
@@ -172,7 +180,8 @@ def show_charts(run_id: str, running: bool) -> None:
 with view:
     st.subheader("Run")
     ui.undo_banner("train_run")
-    selected = ui.pick_run(all_runs, "train_run", default_id=active[0].run_id if active else None)
+    shown_runs = ui.run_filter(all_runs, "train")
+    selected = ui.pick_run(shown_runs, "train_run", default_id=active[0].run_id if active else None)
     if selected is None:
         st.info("No runs yet: choose an architecture or a preset on the left and press **Start training**.")
     elif selected.damaged:

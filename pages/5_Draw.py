@@ -53,7 +53,7 @@ with canvas_column:
 
 with result_column:
     best, why_best = evaluate.best_model(with_model)  # after the canvas: a Clear reaches it sooner
-    run = ui.pick_run(with_model, "draw_run", label="Model", default_id=best.run_id)
+    run = ui.pick_run(ui.run_filter(with_model, "draw"), "draw_run", label="Model", default_id=best.run_id)
     st.caption(f"{'Opened on' if run.run_id == best.run_id else 'The best model is'} {why_best}.")
     sample = st.session_state.get("draw_sample")
     prepared = predict.drawing_or_sample(image, view.images["test"][sample] if sample is not None else None)

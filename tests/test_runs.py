@@ -469,3 +469,47 @@ def test_a_queued_run_cannot_be_deleted(runs_dir):
         control.delete_run(run.run_id, runs_dir)
     assert run.path.exists() and control.trashed_runs(runs_dir) == []
     control.request_stop(run.run_id, runs_dir)
+
+
+# ----- names, notes, tags, filters ---------------------------------------------------------------------------------
+
+
+def test_labels_are_stored_in_the_run_survive_continue_and_filter(trained_run, runs_dir, reaper):
+    run = copy_run(trained_run, runs_dir)
+    reaper.append(run)
+    labelled = control.label_run(
+        run.run_id, "  first   try ", "lr 1e-3, plain SGD", ["Baseline", "sgd", "baseline"], runs_dir
+    )
+    assert labelled.name == "first try" and labelled.tags == ("baseline", "sgd")
+    assert json.loads(run.file(runfiles.LABELS).read_text()) == {
+        "name": "first try",
+        "note": "lr 1e-3, plain SGD",
+        "tags": ["baseline", "sgd"],
+    }
+    assert control.label_run(run.run_id, note="", root=runs_dir).labels == {
+        "name": "first try",
+        "tags": ["baseline", "sgd"],
+    }
+    for bad, message in ((["a b"], "tag 'a b'"), (["x" * 31], "1-30"), ([f"t{i}" for i in range(13)], "at most 12")):
+        with pytest.raises(RunError, match=message):
+            control.label_run(run.run_id, tags=bad, root=runs_dir)
+    with pytest.raises(RunError, match="name: at most 60"):
+        control.label_run(run.run_id, name="n" * 61, root=runs_dir)
+    control.continue_run(run.run_id, 1, runs_dir)
+    assert wait_state(run) == runs.FINISHED, log_of(run)
+    assert fresh(run).name == "first try" and fresh(run).tags == ("baseline", "sgd") and len(fresh(run).epochs) == 2
+    other = copy_run(trained_run, runs_dir / "other")
+    everyone = [fresh(run), other]
+    assert runs.filter_runs(everyone, tags=["sgd"]) == [everyone[0]]
+    assert runs.filter_runs(everyone, tags=["sgd", "nope"]) == []
+    assert runs.filter_runs(everyone, architectures=["mlp"]) == everyone
+    assert runs.filter_runs(everyone, architectures=["cnn"]) == []
+    assert runs.filter_runs(everyone, states=[runs.FINISHED], tags=["baseline"]) == [everyone[0]]
+
+
+def test_a_labels_file_of_the_wrong_shape_marks_the_run_damaged(trained_run, runs_dir):
+    run = copy_run(trained_run, runs_dir)
+    for content in ('{"tags": "a,b"}', '{"tags": [1]}', "[]", '{"name": 3}'):
+        run.file(runfiles.LABELS).write_text(content)
+        damaged = runs.read_run(run.path)
+        assert damaged.damaged and damaged.problem.startswith("labels.json"), (content, damaged.problem)

@@ -485,14 +485,26 @@ def test_page_with_runs(page: Page, server, finished_runs, path):
     no_exception(page)
 
 
-def test_delete_a_run_from_the_train_page_and_undo(page: Page, server, finished_runs, shoot):
-    """Delete asks first, moves the run to the trash (gone from every list), and Undo brings it back whole."""
+def test_label_then_delete_a_run_from_the_train_page_and_undo(page: Page, server, finished_runs, shoot):
+    """A name and tags given on the page show in the picker; Delete asks first, moves the run to the trash (gone
+    from every list), and Undo brings it back whole."""
     quick, _ = finished_runs
     copy_id = quick.run_id[:-4] + "dead"  # a copy of a finished run, so the other tests keep theirs
     shutil.copytree(quick.path, server.runs_dir / copy_id)
-    before = sorted(p.relative_to(quick.path) for p in quick.path.rglob("*"))
     open_page(page, server, f"/Train?run={copy_id}")
     expect(selectbox(page, "Run")).to_have_value(re.compile(copy_id))
+    # A name and tags, from the page: shown in the picker and the table, stored in the run.
+    page.get_by_role("button", name="Name, note, tags").click()
+    page.get_by_label("Name", exact=True).fill("quick copy")
+    page.get_by_label("Tags", exact=True).fill("demo keep")
+    page.locator(".st-key-train_run_label_save button").click()
+    wait_for_app(page)
+    expect(selectbox(page, "Run")).to_have_value(re.compile(r"quick copy \(dead\) #demo #keep"))
+    expect(page.locator('[data-testid="stDataFrame"]')).to_be_visible()
+    assert runs.get_run(copy_id, server.runs_dir).labels == {"name": "quick copy", "tags": ["demo", "keep"]}
+    page.keyboard.press("Escape")
+    folder = server.runs_dir / copy_id
+    before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*.*")}
     page.get_by_role("button", name="Delete run").click()
     expect(page.get_by_text(f"Moves {copy_id} to the trash")).to_be_visible()
     page.locator(".st-key-train_run_delete button").click()
@@ -505,8 +517,9 @@ def test_delete_a_run_from_the_train_page_and_undo(page: Page, server, finished_
     page.locator(".st-key-train_run_undo button").click()
     wait_for_app(page)
     expect(page.get_by_text("is in the trash")).to_have_count(0)
-    expect(selectbox(page, "Run")).to_have_value(re.compile(copy_id))
-    assert sorted(p.relative_to(server.runs_dir / copy_id) for p in (server.runs_dir / copy_id).rglob("*")) == before
+    expect(selectbox(page, "Run")).to_have_value(re.compile("quick copy"))  # back, with its name
+    after = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*.*")}
+    assert after == before, "the run came back changed"
     no_exception(page)
     control.delete_run(copy_id, server.runs_dir)
 
