@@ -10,12 +10,12 @@ server and a fresh browser context; medians over repeats are reported.
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import benchlib
 from benchlib import fmt, median
 
+harness = benchlib.browser_harness()
 # Sidebar order; Home last, so its visits are link clicks back from another page (it is already loaded).
 PAGES = ["Dataset", "Train", "Compare", "Evaluate", "Draw"]  # link text = heading text
 HEADINGS = {"Home": "MNIST studio"}  # where the heading differs from the link text
@@ -30,12 +30,7 @@ def prepare_runs(train_subset: int) -> tuple:
     made = benchlib.tiny_runs(root, TINY_RUNS, train_subset=train_subset)
     # The Evaluate page shows its full content (confusion matrix, mistakes) only for an evaluated run.
     for run in made:
-        subprocess.run(
-            [benchlib.PYTHON, "-m", "mnist_core", "--runs-dir", str(root), "evaluate", run.run_id],
-            cwd=benchlib.ROOT,
-            check=True,
-            capture_output=True,
-        )
+        benchlib.mnist_cli(root, "evaluate", run.run_id)
     return root, made
 
 
@@ -46,7 +41,7 @@ def visit(page, link_title: str, heading_text: str, screenshot=None) -> float:
     started = time.perf_counter()
     link.click()
     benchlib.heading(page, heading_text).wait_for(state="visible")
-    seconds = benchlib.idle_at(page) - started
+    seconds = harness.settled_at(page) - started
     benchlib.fail_on_exception(page, link_title)
     if screenshot:
         page.screenshot(path=str(screenshot), full_page=True)
@@ -55,19 +50,15 @@ def visit(page, link_title: str, heading_text: str, screenshot=None) -> float:
 
 def one_start(browser, runs_dir, log_dir, repeat: int, screenshots: bool = False) -> dict:
     """Return the home and per-page timings of one fresh server and browser context."""
-    port = benchlib.free_port()
-    context = browser.new_context(viewport=benchlib.VIEWPORT)
-    page = context.new_page()
-    page.set_default_timeout(120_000)
+    context, page = benchlib.new_page(browser, 120_000)
     started = time.perf_counter()
-    server = benchlib.start_server(runs_dir, port, log_dir / f"cold_start-server-{repeat}.log")
+    server = harness.start_server(runs_dir, log_dir / f"cold_start-server-{repeat}.log", timeout=120)
     try:
-        benchlib.wait_healthy(port, server)
         healthy = time.perf_counter() - started
-        page.goto(f"http://127.0.0.1:{port}/")
+        page.goto(server.url + "/")
         page.locator('[data-testid="stMetricLabel"]', has_text="Training images").first.wait_for(state="visible")
         home = time.perf_counter() - started
-        home_idle = benchlib.idle_at(page) - started
+        home_idle = harness.settled_at(page) - started
         benchlib.fail_on_exception(page, "Home")
         visits = {}
         for round_name in ("first", "second"):
@@ -86,36 +77,32 @@ def one_start(browser, runs_dir, log_dir, repeat: int, screenshots: bool = False
         raise
     finally:
         context.close()
-        benchlib.stop_server(server)
+        server.stop()
+
+
+def headline(results: dict) -> dict:
+    """Return the home page's cold start and each page's cached visit."""
+    return {"home_s": results["home_s"], "pages_cached_s": {t: v["second"] for t, v in results["pages"].items()}}
 
 
 def main() -> None:
     """Start the dashboard --repeats times, print the table and target lines, write cold_start.json."""
-    parser = benchlib.parser(__doc__.split("\n\n")[0])
+    parser = benchlib.parser(__doc__.split("\n\n")[0], repeats=1)
     parser.add_argument("--repeats", type=int, default=3, help="fresh servers (default 3)")
     parser.add_argument("--train-subset", type=int, default=600, help="images the tiny runs train on (default 600)")
     parser.add_argument("--screenshots", action="store_true", help="save a screenshot of every visit in bench/results/")
-    args = parser.parse_args()
-    benchlib.setup(args)
-    sync_playwright = benchlib.require_browser()
+    args = benchlib.parse(parser)
 
     print(
         f"making {len(TINY_RUNS)} tiny runs ({', '.join(TINY_RUNS)}; {args.train_subset} images, 1 epoch)", flush=True
     )
     runs_dir, _ = prepare_runs(args.train_subset)
-    log_dir = benchlib.RESULTS_DIR
-    log_dir.mkdir(parents=True, exist_ok=True)
     starts = []
-    with sync_playwright() as playwright:
-        browser = benchlib.launch_browser(playwright)
-        try:
-            for repeat in range(1, args.repeats + 1):
-                result = one_start(browser, runs_dir, log_dir, repeat, args.screenshots)
-                starts.append(result)
-                pages = ", ".join(f"{t} {v['first']:.2f}/{v['second']:.2f}" for t, v in result["pages"].items())
-                print(f"  start {repeat}/{args.repeats}: home {result['home_s']:.2f} s; pages {pages}", flush=True)
-        finally:
-            browser.close()
+    with benchlib.chromium() as browser:
+        for repeat in range(1, args.repeats + 1):
+            starts.append(one_start(browser, runs_dir, benchlib.RESULTS_DIR, repeat, args.screenshots))
+            pages = ", ".join(f"{t} {v['first']:.2f}/{v['second']:.2f}" for t, v in starts[-1]["pages"].items())
+            print(f"  start {repeat}/{args.repeats}: home {starts[-1]['home_s']:.2f} s; pages {pages}", flush=True)
 
     home = median(s["home_s"] for s in starts)
     titles = [*PAGES, "Home"]
@@ -123,7 +110,6 @@ def main() -> None:
         title: {which: median(s["pages"][title][which] for s in starts) for which in ("first", "second")}
         for title in titles
     }
-    print(f"\nDashboard start (median of {args.repeats} fresh servers), seconds")
     benchlib.print_table(
         ["step", "median s", "min s", "max s"],
         [
@@ -134,11 +120,12 @@ def main() -> None:
                 ("home: app idle", [s["home_idle_s"] for s in starts]),
             )
         ],
+        title=f"\nDashboard start (median of {args.repeats} fresh servers), seconds",
     )
-    print("Page switch: click in the sidebar to heading visible and app idle, seconds (median)")
     benchlib.print_table(
         ["page", "first visit", "second visit"],
         [[title, fmt(per_page[title]["first"]), fmt(per_page[title]["second"])] for title in titles],
+        title="Page switch: click in the sidebar to heading visible and app idle, seconds (median)",
     )
     print("(Home's 'first visit' is a click back to an already loaded page.)")
     checks = [benchlib.check("home cold start", home, TARGET_HOME_S, higher_is_better=False, unit=" s")]
@@ -157,6 +144,7 @@ def main() -> None:
             "checks": checks,
         },
         args.out,
+        headline,
     )
 
 

@@ -17,7 +17,6 @@ import bisect
 import contextlib
 import json
 import os
-import re
 import threading
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import benchlib
 from benchlib import fmt, median, percentile
 
+harness = benchlib.browser_harness()
 HEADING = "Train"  # the Train page's title heading: the tab shows the page
 TARGET_THROUGHPUT_RATIO = 0.90
 TARGET_SERVER_CPU_PCT = 15.0
@@ -37,13 +37,12 @@ STAGGER_S = 15.0  # the next tab opens when the last one shows its heading, or a
 OPEN_TIMEOUT_S = 120.0  # tabs with no progress caption this long after the last tab opened are counted as such
 FIRST_ROWS_TIMEOUT_S = 240.0  # TensorFlow start-up, data loading and the first batches
 # Visible, unthrottled tabs: headless pages are "visible", and these keep Chromium from slowing timers anyway.
-BROWSER_ARGS = [
-    *benchlib.CHROMIUM_ARGS,
-    "--disable-dev-shm-usage",
+UNTHROTTLED = [
     "--disable-background-timer-throttling",
     "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
 ]
+BROWSER_ARGS = [*harness.CHROMIUM_ARGS, *UNTHROTTLED]
 # The progress caption, found in the progress bar's text (else anywhere in the main area): epoch and batch.
 READ_JS = r"""() => {
   const main = document.querySelector('[data-testid="stMain"]') || document.body;
@@ -108,15 +107,11 @@ class Training:
     """One MLP run started through the CLI, its batches.jsonl tailed by a thread (rows with the time they appeared)."""
 
     def __init__(self, runs_dir: Path, epochs: int, subset: int | None):
-        arguments = ["train", "--arch", "mlp", "--epochs", str(epochs), "--detach"]
-        if subset:
-            arguments += ["--subset", str(subset)]
-        before = {p.name for p in runs_dir.iterdir()}
-        output = benchlib.mnist_cli(runs_dir, *arguments)
-        match = re.search(r"^run (\S+?):", output, re.MULTILINE)
-        new = sorted({p.name for p in runs_dir.iterdir()} - before)
-        self.run_id = match.group(1) if match else new[-1]
-        self.path = runs_dir / self.run_id
+        subset_arguments = ["--subset", str(subset)] if subset else []
+        self.path = benchlib.cli_train(
+            runs_dir, "--arch", "mlp", "--epochs", str(epochs), "--detach", *subset_arguments
+        )[0]
+        self.run_id = self.path.name
         self.rows: list[tuple[float, dict]] = []  # (wall time first seen, row)
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._tail, daemon=True)
@@ -165,11 +160,8 @@ class Training:
         while not self.rows:
             state = self.status().get("state")
             if state in ("finished", "stopped", "failed"):
-                log = (
-                    (self.path / "log.txt").read_text(errors="replace")[-2000:]
-                    if (self.path / "log.txt").exists()
-                    else ""
-                )
+                log_path = self.path / "log.txt"
+                log = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
                 raise RuntimeError(f"run {self.run_id} ended {state} before its first batches: {self.status()}\n{log}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"run {self.run_id} wrote no batches.jsonl row within {FIRST_ROWS_TIMEOUT_S:.0f} s")
@@ -271,13 +263,8 @@ def written_at(batches: list[float], elapsed: list[float], offset: float, positi
 
 def process_table() -> dict[int, dict]:
     """Return {pid: proc_stat} of every process."""
-    table = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            stat = benchlib.proc_stat(int(entry))
-            if stat:
-                table[int(entry)] = stat
-    return table
+    stats = {int(entry): benchlib.proc_stat(int(entry)) for entry in os.listdir("/proc") if entry.isdigit()}
+    return {pid: stat for pid, stat in stats.items() if stat}
 
 
 def subtree(table: dict[int, dict], root: int) -> set[int]:
@@ -429,7 +416,7 @@ def open_tabs(browser, url: str, count: int, place=lambda: None) -> list[dict]:
 
     tabs = []
     for index in range(1, count + 1):
-        context = browser.new_context(viewport=benchlib.VIEWPORT)
+        context = browser.new_context(viewport=harness.VIEWPORT)
         context.add_init_script(FIRST_SEEN_JS)
         context.add_init_script(MESSAGES_JS)
         page = context.new_page()
@@ -558,7 +545,7 @@ def phase(name: str, runs_dir: Path, server, args, browser=None) -> dict:
     try:
         training.wait_first_rows()
         if browser is not None:
-            url = f"http://127.0.0.1:{server.port}/Train?run={training.run_id}"
+            url = f"{server.url}/Train?run={training.run_id}"
             tabs = open_tabs(browser, url, tabs_wanted, lambda: args.placement.apply_to_browser(server.pid))
         pause(tabs, args.warmup)
         start_readers(tabs)
@@ -616,29 +603,14 @@ def phase(name: str, runs_dir: Path, server, args, browser=None) -> dict:
     return result
 
 
-class ServerHandle:
-    """The `streamlit run dashboard.py` process and its port."""
-
-    def __init__(self, runs_dir: Path, log_path: Path):
-        self.port = benchlib.free_port()
-        self.process = benchlib.start_server(runs_dir, self.port, log_path)
-        self.pid = self.process.pid
-        benchlib.wait_healthy(self.port, self.process)
-
-    def stop(self) -> None:
-        benchlib.stop_server(self.process)
-
-
-def warm_server(browser, server: ServerHandle) -> float:
+def warm_server(browser, server) -> float:
     """Open the Train page once in a throwaway context (MNIST loaded, pages imported); return its seconds."""
-    context = browser.new_context(viewport=benchlib.VIEWPORT)
+    context, page = benchlib.new_page(browser, 180_000)
     try:
-        page = context.new_page()
-        page.set_default_timeout(180_000)
         started = time.perf_counter()
-        page.goto(f"http://127.0.0.1:{server.port}/Train")
+        page.goto(server.url + "/Train")
         benchlib.heading(page, HEADING).wait_for(state="visible")
-        benchlib.idle_at(page)
+        harness.settled_at(page)
         benchlib.fail_on_exception(page, "Train")
         return time.perf_counter() - started
     finally:
@@ -689,14 +661,13 @@ def report(args, phases: list[dict]) -> tuple[dict, list[dict]]:
                 fmt(benchlib.ratio(b, a), 2, "x"),
             ]
         )
-    print(
-        f"\nLive view: an MLP run trained with no tab, then with {n} tabs on /Train?run=...; window {args.seconds:g} s"
-        f" after {args.warmup:g} s warm-up, {args.rounds} round(s). 'window' = over the whole window; median/min/max"
-        f" over {SLICE_S:g} s slices (batches/s) or {CPU_EVERY_S:g} s samples (CPU)."
-        f" Browser: {args.placement.describe()}."
-    )
     benchlib.print_table(
-        ["figure", "no tab", "median", "min", "max", f"{n} tabs", "median", "min", "max", "tabs / no tab"], rows
+        ["figure", "no tab", "median", "min", "max", f"{n} tabs", "median", "min", "max", "tabs / no tab"],
+        rows,
+        title=f"\nLive view: an MLP run trained with no tab, then with {n} tabs on /Train?run=...; window"
+        f" {args.seconds:g} s after {args.warmup:g} s warm-up, {args.rounds} round(s). 'window' = over the whole"
+        f" window; median/min/max over {SLICE_S:g} s slices (batches/s) or {CPU_EVERY_S:g} s samples (CPU)."
+        f" Browser: {args.placement.describe()}.",
     )
 
     ages = [
@@ -705,68 +676,50 @@ def report(args, phases: list[dict]) -> tuple[dict, list[dict]]:
     ]
     print(f"windows began this far into their runs (batches.jsonl rows): {', '.join(ages)}\n")
 
-    tab_rows, all_lags, message_lags, per_tab = [], [], [], []
-    for p in loaded:
-        for tab in p["tab_results"]:
-            per_tab.append(tab)
-            all_lags += tab["lags_s"]
-            message_lags += tab["message_lags_s"]
-            tab_rows.append(
-                [
-                    f"{p['phase']} tab {tab['tab']}",
-                    fmt(tab["first_show_s"]),
-                    fmt(tab["first_caption_s"]),
-                    f"{tab['with_caption']}/{tab['readings']}",
-                    fmt(tab["lag_median_s"]),
-                    fmt(tab["lag_p95_s"]),
-                    fmt(tab["lag_max_s"]),
-                    fmt(tab["message_lag_median_s"]),
-                    fmt(tab["message_lag_p95_s"]),
-                    fmt(tab["messages_per_s"], 1),
-                    fmt(tab["kib_per_s"], 1),
-                    ",".join(tab["visibility"]),
-                ]
-            )
-    shows = [t["first_show_s"] for t in per_tab]
-    captions = [t["first_caption_s"] for t in per_tab]
-    p95s = [t["lag_p95_s"] for t in per_tab]
-    tab_rows.append(
-        [
-            f"all {len(per_tab)} tabs (median)",
-            fmt(median(shows)),
-            fmt(median(captions)),
-            f"{sum(t['with_caption'] for t in per_tab)}/{sum(t['readings'] for t in per_tab)}",
-            fmt(median(all_lags)),
-            fmt(percentile(all_lags, 95)),
-            fmt(max(all_lags) if all_lags else None),
-            fmt(median(message_lags)),
-            fmt(percentile(message_lags, 95)),
-            fmt(median(t["messages_per_s"] for t in per_tab), 1),
-            fmt(median(t["kib_per_s"] for t in per_tab), 1),
-            "",
-        ]
+    per_tab = [tab for p in loaded for tab in p["tab_results"]]
+    all_lags = [lag for tab in per_tab for lag in tab["lags_s"]]
+    message_lags = [lag for tab in per_tab for lag in tab["message_lags_s"]]
+    shows, captions = [t["first_show_s"] for t in per_tab], [t["first_caption_s"] for t in per_tab]
+    rows = [
+        tab | {"label": f"{p['phase']} tab {tab['tab']}", "read": f"{tab['with_caption']}/{tab['readings']}"}
+        for p in loaded
+        for tab in p["tab_results"]
+    ]
+    rows.append(
+        {
+            "label": f"all {len(per_tab)} tabs (median)",
+            "first_show_s": median(shows),
+            "first_caption_s": median(captions),
+            "read": f"{sum(t['with_caption'] for t in per_tab)}/{sum(t['readings'] for t in per_tab)}",
+            "lag_median_s": median(all_lags),
+            "lag_p95_s": percentile(all_lags, 95),
+            "lag_max_s": max(all_lags) if all_lags else None,
+            "message_lag_median_s": median(message_lags),
+            "message_lag_p95_s": percentile(message_lags, 95),
+            "messages_per_s": median(t["messages_per_s"] for t in per_tab),
+            "kib_per_s": median(t["kib_per_s"] for t in per_tab),
+            "visibility": [],
+        }
     )
-    print(
+    benchlib.table(
         "Tabs: seconds from navigation to the page's heading and to its first progress caption (opened one after"
         " another); caption lag = reading time - when the trainer wrote that (epoch, batch), seconds; message lag ="
-        " when a websocket message carrying the caption reached the page - the same; messages and KiB per second"
-    )
-    benchlib.print_table(
+        " when a websocket message carrying the caption reached the page - the same; messages and KiB per second",
+        [row | {"visibility": ",".join(row["visibility"])} for row in rows],
         [
-            "tab",
-            "page shown",
-            "first caption",
-            "readings",
-            "lag median",
-            "lag p95",
-            "lag max",
-            "msg lag median",
-            "msg lag p95",
-            "msg/s",
-            "KiB/s",
-            "visibility",
+            ("tab", "label"),
+            ("page shown", "first_show_s", 2),
+            ("first caption", "first_caption_s", 2),
+            ("readings", "read"),
+            ("lag median", "lag_median_s", 2),
+            ("lag p95", "lag_p95_s", 2),
+            ("lag max", "lag_max_s", 2),
+            ("msg lag median", "message_lag_median_s", 2),
+            ("msg lag p95", "message_lag_p95_s", 2),
+            ("msg/s", "messages_per_s", 1),
+            ("KiB/s", "kib_per_s", 1),
+            ("visibility", "visibility"),
         ],
-        tab_rows,
     )
     intervals = [p["read_interval_median_s"] for p in loaded]
     print(f"(each tab read every {fmt(median(intervals))} s, median; asked for every {READ_EVERY_S:g} s)")
@@ -787,7 +740,8 @@ def report(args, phases: list[dict]) -> tuple[dict, list[dict]]:
         f" server CPU {fmt(figures['tabs']['server_cpu_pct'], 1)} % of one core with {n} tabs"
         f" ({fmt(figures['no_tab']['server_cpu_pct'], 1)} % without)"
     )
-    worst = max((v for v in p95s if v is not None), default=None)
+    worst = max((t["lag_p95_s"] for t in per_tab if t["lag_p95_s"] is not None), default=None)
+    server_cpu = figures["tabs"]["server_cpu_pct"]
     checks = [
         benchlib.check(
             f"throughput with {n} tabs / no tab",
@@ -797,11 +751,7 @@ def report(args, phases: list[dict]) -> tuple[dict, list[dict]]:
             unit=" x",
         ),
         benchlib.check(
-            f"server CPU with {n} tabs",
-            figures["tabs"]["server_cpu_pct"],
-            TARGET_SERVER_CPU_PCT,
-            higher_is_better=False,
-            unit=" %",
+            f"server CPU with {n} tabs", server_cpu, TARGET_SERVER_CPU_PCT, higher_is_better=False, unit=" %"
         ),
         benchlib.check("worst tab's p95 caption lag", worst, TARGET_LAG_P95_S, higher_is_better=False, unit=" s"),
         benchlib.check("tabs that never showed a progress caption", len(missing), 0, higher_is_better=False),
@@ -821,12 +771,18 @@ def report(args, phases: list[dict]) -> tuple[dict, list[dict]]:
     return summary, checks
 
 
+def headline(results: dict) -> dict:
+    """Return throughput with tabs / without, server CPU with tabs and the worst tab's p95 caption lag."""
+    figures = ("throughput_ratio", "worst_tab_lag_p95_s", "tabs_without_caption")
+    return {key: results[key] for key in figures} | {"server_cpu_pct": results["tabs"]["server_cpu_pct"]}
+
+
 def main() -> None:
     """Run --rounds of phase A (no tab) and phase B (--tabs tabs), print the tables, write live_tabs.json."""
-    parser = benchlib.parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--tabs", type=int, help="Chromium tabs in phase B (default 20; --quick: 3)")
-    parser.add_argument("--seconds", type=float, help="measurement window per phase (default 40; --quick: 15)")
-    parser.add_argument("--warmup", type=float, help="seconds of training before the window (default 10; --quick: 5)")
+    parser = benchlib.parser(__doc__.split("\n\n")[0], tabs=3, seconds=15.0, warmup=5.0)
+    parser.add_argument("--tabs", type=int, default=20, help="Chromium tabs in phase B (default 20)")
+    parser.add_argument("--seconds", type=float, default=40.0, help="measurement window per phase (default 40)")
+    parser.add_argument("--warmup", type=float, default=10.0, help="seconds of training before the window (10)")
     parser.add_argument("--rounds", type=int, default=1, help="phase A, phase B pairs (default 1)")
     parser.add_argument("--epochs", type=int, default=1000, help="epochs of each run; it is stopped after its window")
     parser.add_argument("--subset", type=int, default=None, help="train on the first N images (default all 54,000)")
@@ -842,26 +798,16 @@ def main() -> None:
         help="CPUs for Chromium, e.g. 1: the server, the trainer and this script keep the others, in both phases"
         " (as in a classroom, where the browsers are the students' machines); default: all CPUs shared",
     )
-    parser.add_argument(
-        "--quick", action="store_true", help="smoke-test scale: 3 tabs, 15 s window, 5 s warm-up (unless given)"
-    )
-    args = parser.parse_args()
-    # --quick changes the defaults; a flag given explicitly wins.
-    for name, full, quick in (("tabs", 20, 3), ("seconds", 40.0, 15.0), ("warmup", 10.0, 5.0)):
-        if getattr(args, name) is None:
-            setattr(args, name, quick if args.quick else full)
-    benchlib.setup(args)
+    args = benchlib.parse(parser)
     args.placement = Placement(args.browser_nice, parse_cpus(args.browser_cpus))
-    sync_playwright = benchlib.require_browser()
+    from playwright.sync_api import sync_playwright
 
     runs_dir = benchlib.temp_runs_dir("live-tabs")
-    log_dir = benchlib.RESULTS_DIR
-    log_dir.mkdir(parents=True, exist_ok=True)
-    server = ServerHandle(runs_dir, log_dir / "live_tabs-server.log")
+    server = harness.start_server(runs_dir, benchlib.RESULTS_DIR / "live_tabs-server.log", timeout=120)
     phases = []
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=benchlib.CHROMIUM, headless=True, args=BROWSER_ARGS)
+            browser = harness.launch_chromium(playwright, *UNTHROTTLED)
             try:
                 print(f"server on port {server.port}; warm-up visit of /Train: {warm_server(browser, server):.2f} s")
             finally:
@@ -869,9 +815,7 @@ def main() -> None:
             for round_number in range(1, args.rounds + 1):
                 print(f"round {round_number}/{args.rounds}", flush=True)
                 phases.append(phase(f"A{round_number}", runs_dir, server, args))
-                browser = playwright.chromium.launch(
-                    executable_path=benchlib.CHROMIUM, headless=True, args=BROWSER_ARGS
-                )
+                browser = harness.launch_chromium(playwright, *UNTHROTTLED)
                 args.placement.apply_to_browser(server.pid)
                 try:
                     phases.append(phase(f"B{round_number}", runs_dir, server, args, browser))
@@ -908,6 +852,7 @@ def main() -> None:
             "checks": checks,
         },
         args.out,
+        headline,
     )
 
 

@@ -19,16 +19,14 @@ import io
 import json
 import math
 import random
-import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import benchlib
-from benchlib import fmt, median
+from benchlib import median
 
-from tests.e2e.streamlit_browser import APP_DONE
-
+harness = benchlib.browser_harness()
 # (sidebar link text, URL path, heading text)
 PAGES = [("Home", "/", "MNIST studio"), ("Train", "/Train", "Train"), ("Compare", "/Compare", "Compare")]
 TARGET_WARM_S = 1.0
@@ -36,27 +34,11 @@ SYNTHETIC_EPOCHS = 3
 TRAIN_IMAGES = 54_000  # a synthetic run trained on all of them
 RUN_SPACING_S = 7 * 60  # synthetic runs are this far apart, the oldest first
 VISIT_TIMEOUT_MS = 300_000
-SETTLE_MS = benchlib.SETTLE_MS
-# Resolves once APP_DONE has held for `settle` ms; returns how long ago it began to hold.
-SETTLED_DONE_JS = """([settle, timeout]) => new Promise((resolve, reject) => {
-  const done = APP_DONE_FUNCTION;
-  const started = performance.now();
-  let since = null;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    if (now - started > timeout) { clearInterval(timer); reject(new Error('the page never finished its run')); }
-    if (!done()) { since = null; return; }
-    if (since === null) since = now;
-    if (now - since >= settle) { clearInterval(timer); resolve(now - since); }
-  }, 10);
-})""".replace("APP_DONE_FUNCTION", APP_DONE.strip())
 
 
 def real_run(runs_dir: Path) -> Path:
     """Train the one real tiny run through the CLI; return its folder."""
-    output = benchlib.mnist_cli(runs_dir, "train", "--arch", "mlp", "--epochs", "1", "--subset", "600")
-    match = re.search(r"^run (\S+?):", output, re.MULTILINE)
-    path = runs_dir / match.group(1) if match else max(p for p in runs_dir.iterdir() if p.is_dir())
+    path, output = benchlib.cli_train(runs_dir, "--arch", "mlp", "--epochs", "1", "--subset", "600")
     state = json.loads((path / "status.json").read_text()).get("state")
     if state != "finished":
         raise RuntimeError(f"the tiny run {path.name} ended {state}:\n{output[-2000:]}")
@@ -194,12 +176,6 @@ def make_runs(count: int, seed: int = 0) -> tuple[Path, str]:
     return root, real.name
 
 
-def settled_done_at(page) -> float:
-    """Return the perf_counter time the page's run was done (and then stayed done SETTLE_MS)."""
-    done_for_ms = page.evaluate(SETTLED_DONE_JS, [SETTLE_MS, VISIT_TIMEOUT_MS])
-    return time.perf_counter() - done_for_ms / 1000
-
-
 def visit(page, server_pid: int, how: str, title: str, url: str, heading_text: str) -> dict:
     """Return the seconds and server CPU seconds of one visit: a sidebar click ('click') or a URL load ('load')."""
     before = benchlib.proc_stat(server_pid)["cpu_s"]
@@ -209,7 +185,7 @@ def visit(page, server_pid: int, how: str, title: str, url: str, heading_text: s
     else:
         page.goto(url)
     benchlib.heading(page, heading_text).wait_for(state="visible")
-    done = settled_done_at(page)
+    done = harness.settled_at(page, harness.APP_DONE, timeout_ms=VISIT_TIMEOUT_MS)
     cpu = benchlib.proc_stat(server_pid)["cpu_s"] - before
     benchlib.fail_on_exception(page, title)
     return {"s": done - started, "server_cpu_s": cpu}
@@ -225,16 +201,12 @@ def finished_shown(page) -> str | None:
 
 def measure(browser, runs_dir: Path, repeats: int, log_dir: Path) -> dict:
     """Return the first, warm-click and URL-load visits of every page on a fresh server."""
-    port = benchlib.free_port()
-    base = f"http://127.0.0.1:{port}"
     log_path = log_dir / "many_runs-server.log"
-    server = benchlib.start_server(runs_dir, port, log_path)
-    context = browser.new_context(viewport=benchlib.VIEWPORT)
-    page = context.new_page()
-    page.set_default_timeout(VISIT_TIMEOUT_MS)
+    server = harness.start_server(runs_dir, log_path, timeout=120)
+    base = server.url
+    context, page = benchlib.new_page(browser, VISIT_TIMEOUT_MS)
     visits = {title: {"first": None, "click": [], "load": []} for title, _, _ in PAGES}
     try:
-        benchlib.wait_healthy(port, server)
         for index, (title, path, heading_text) in enumerate(PAGES):
             how = "load" if index == 0 else "click"
             visits[title]["first"] = visit(page, server.pid, how, title, base + path, heading_text)
@@ -257,87 +229,48 @@ def measure(browser, runs_dir: Path, repeats: int, log_dir: Path) -> dict:
         raise
     finally:
         context.close()
-        benchlib.stop_server(server)
+        server.stop()
+
+
+def headline(results: dict) -> dict:
+    """Return each page's first visit and median warm click and URL load, with the runs on disk."""
+    figures = ("first_s", "click_median_s", "load_median_s")
+    return {"runs": results["settings"]["runs"]} | {
+        title: {key: page[key] for key in figures} for title, page in results["pages"].items()
+    }
 
 
 def main() -> None:
     """Make the runs, time the pages, print the table and target lines, write bench/results/many_runs.json."""
-    parser = benchlib.parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, help="finished runs on disk, the real one included (default 1000)")
-    parser.add_argument("--repeats", type=int, help="warm visits of each page, per kind (default 5)")
-    parser.add_argument("--quick", action="store_true", help="smoke-test scale: 200 runs, 3 repeats (unless given)")
-    args = parser.parse_args()
-    # --quick changes the defaults; a flag given explicitly wins.
-    if args.runs is None:
-        args.runs = 200 if args.quick else 1000
-    if args.repeats is None:
-        args.repeats = 3 if args.quick else 5
+    parser = benchlib.parser(__doc__.split("\n\n")[0], runs=200, repeats=3)
+    parser.add_argument("--runs", type=int, default=1000, help="finished runs on disk, the real one included (1000)")
+    parser.add_argument("--repeats", type=int, default=5, help="warm visits of each page, per kind (default 5)")
+    args = benchlib.parse(parser)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
-    benchlib.setup(args)
-    sync_playwright = benchlib.require_browser()
-    log_dir = benchlib.RESULTS_DIR
-    log_dir.mkdir(parents=True, exist_ok=True)
 
     with benchlib.Stopwatch() as making:
         runs_dir, real_id = make_runs(args.runs)
     print(f"{args.runs} finished runs in {runs_dir} ({making.seconds:.1f} s; real run {real_id})", flush=True)
-    with sync_playwright() as playwright:
-        browser = benchlib.launch_browser(playwright)
-        try:
-            visits = measure(browser, runs_dir, args.repeats, log_dir)
-        finally:
-            browser.close()
+    with benchlib.chromium() as browser:
+        visits = measure(browser, runs_dir, args.repeats, benchlib.RESULTS_DIR)
 
-    rows, pages = [], {}
+    pages, columns = {}, [("page", "page"), ("first visit", "first_s", 2)]
     for title, _, _ in PAGES:
         v = visits[title]
-        clicks, loads = [x["s"] for x in v["click"]], [x["s"] for x in v["load"]]
-        pages[title] = {
-            "first_s": v["first"]["s"],
-            "first_server_cpu_s": v["first"]["server_cpu_s"],
-            "click_median_s": median(clicks),
-            "click_min_s": min(clicks),
-            "click_max_s": max(clicks),
-            "click_server_cpu_s": median(x["server_cpu_s"] for x in v["click"]),
-            "load_median_s": median(loads),
-            "load_min_s": min(loads),
-            "load_max_s": max(loads),
-            "load_server_cpu_s": median(x["server_cpu_s"] for x in v["load"]),
-        }
-        p = pages[title]
-        rows.append(
-            [
-                title,
-                fmt(p["first_s"]),
-                fmt(p["click_median_s"]),
-                fmt(p["click_min_s"]),
-                fmt(p["click_max_s"]),
-                fmt(p["click_server_cpu_s"]),
-                fmt(p["load_median_s"]),
-                fmt(p["load_min_s"]),
-                fmt(p["load_max_s"]),
-                fmt(p["load_server_cpu_s"]),
-            ]
-        )
-    print(
+        pages[title] = {"first_s": v["first"]["s"], "first_server_cpu_s": v["first"]["server_cpu_s"]}
+        for how in ("click", "load"):
+            seconds, figures = [x["s"] for x in v[how]], pages[title]
+            figures |= {f"{how}_median_s": median(seconds), f"{how}_min_s": min(seconds), f"{how}_max_s": max(seconds)}
+            figures[f"{how}_server_cpu_s"] = median(x["server_cpu_s"] for x in v[how])
+    for how, label in (("click", "warm click"), ("load", "URL load")):
+        columns += [(label, f"{how}_median_s", 2), ("min", f"{how}_min_s", 2), ("max", f"{how}_max_s", 2)]
+        columns.append(("server CPU", f"{how}_server_cpu_s", 2))
+    benchlib.table(
         f"\nPages with {args.runs:,} finished runs on disk, seconds to heading shown and script run done"
-        f" (warm: median, min, max of {args.repeats}); server CPU = the server's CPU seconds over the visit"
-    )
-    benchlib.print_table(
-        [
-            "page",
-            "first visit",
-            "warm click",
-            "min",
-            "max",
-            "server CPU",
-            "URL load",
-            "min",
-            "max",
-            "server CPU",
-        ],
-        rows,
+        f" (warm: median, min, max of {args.repeats}); server CPU = the server's CPU seconds over the visit",
+        [{"page": title, **figures} for title, figures in pages.items()],
+        columns,
     )
     print("(first visits: Home by URL on a fresh server, MNIST loading included; Train and Compare by a click)")
     shown = visits["Home"].get("finished_metric")
@@ -356,7 +289,12 @@ def main() -> None:
     benchlib.write_results(
         "many_runs",
         {
-            "settings": {"runs": args.runs, "repeats": args.repeats, "quick": args.quick, "settle_ms": SETTLE_MS},
+            "settings": {
+                "runs": args.runs,
+                "repeats": args.repeats,
+                "quick": args.quick,
+                "settle_ms": harness.SETTLE_MS,
+            },
             "runs_dir": str(runs_dir),
             "real_run": real_id,
             "make_runs_s": making.seconds,
@@ -366,6 +304,7 @@ def main() -> None:
             "checks": checks,
         },
         args.out,
+        headline,
     )
 
 

@@ -1,5 +1,5 @@
 """Training throughput per architecture: the studio's engine (a real run in its worker process) vs the
-walkthrough's own recipe (/work/shared/bench/seed_recipe.py), on the full 54,000 / 6,000 split.
+walkthrough's own recipe (../shared/bench/seed_recipe.py beside the repo), on the full 54,000 / 6,000 split.
 
 Both sides time an epoch from its start to Keras' on_epoch_end, so both include validation on the
 6,000 images; images/s counts the 54,000 training images per epoch. With --epochs >= 2 the first
@@ -105,36 +105,37 @@ def bench_architecture(arch: str, epochs: int, repeats: int, data: str, images: 
     }
 
 
+def headline(results: dict) -> dict:
+    """Return each architecture's engine/recipe ratio."""
+    return {r["architecture"]: {"engine/recipe": r["ratio"]} for r in results["architectures"]}
+
+
 def main() -> None:
     """Measure every architecture, print the table and ratio lines, write bench/results/throughput.json."""
-    parser = benchlib.parser(__doc__.split("\n\n")[0])
+    parser = benchlib.parser(__doc__.split("\n\n")[0], archs=["mlp"], epochs=1, repeats=1)
     parser.add_argument("--archs", nargs="+", default=ARCHITECTURES, choices=ARCHITECTURES)
     parser.add_argument("--epochs", type=int, default=2, help="epochs per run, same on both sides (default 2)")
     parser.add_argument("--repeats", type=int, default=3, help="engine/recipe pairs per architecture (default 3)")
     parser.add_argument("--recipe", default=str(benchlib.SEED_RECIPE), help="the seed recipe script")
-    args = parser.parse_args()
-    data = str(benchlib.setup(args))
-    from mnist_core.config import TRAIN_SPLIT_SIZE
+    args = benchlib.parse(parser)
+    from mnist_core.settings import TRAIN_SPLIT_SIZE
 
     skipped = "first epoch left out" if args.epochs >= 2 else "single epoch: includes warm-up"
     print(f"throughput: {args.epochs} epoch(s) per run ({skipped}), {args.repeats} pair(s) per architecture")
     results = [
-        bench_architecture(a, args.epochs, args.repeats, data, TRAIN_SPLIT_SIZE, args.recipe) for a in args.archs
+        bench_architecture(a, args.epochs, args.repeats, args.data, TRAIN_SPLIT_SIZE, args.recipe) for a in args.archs
     ]
 
-    print("\nTraining images / s (median; epoch time includes validation on 6,000 images)")
-    benchlib.print_table(
-        ["architecture", "engine", "engine (elapsed gaps)", "recipe", "engine/recipe", "by elapsed gaps"],
+    benchlib.table(
+        "\nTraining images / s (median; epoch time includes validation on 6,000 images)",
+        results,
         [
-            [
-                r["architecture"],
-                fmt(r["engine_images_per_s"], 0),
-                fmt(r["engine_images_per_s_with_saving"], 0),
-                fmt(r["recipe_images_per_s"], 0),
-                fmt(r["ratio"], 2, "x"),
-                fmt(r["ratio_with_saving"], 2, "x"),
-            ]
-            for r in results
+            ("architecture", "architecture"),
+            ("engine", "engine_images_per_s", 0),
+            ("engine (elapsed gaps)", "engine_images_per_s_with_saving", 0),
+            ("recipe", "recipe_images_per_s", 0),
+            ("engine/recipe", "ratio", 2, "x"),
+            ("by elapsed gaps", "ratio_with_saving", 2, "x"),
         ],
     )
     checks = [
@@ -153,6 +154,7 @@ def main() -> None:
             "geometric_mean_ratio": geometric_mean([r["ratio"] for r in results]),
         },
         args.out,
+        headline,
     )
 
 

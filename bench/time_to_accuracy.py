@@ -54,8 +54,8 @@ def engine_preset(arch: str, epochs: int | None, train_subset: int | None, seed:
 
 def seed_data(train_subset: int | None):
     """Return the seed's arrays: x float64 (N, 28, 28, 1) in [0, 1] and one-hot y, for train / val / test."""
-    from mnist_core.config import VALIDATION_SPLIT_SIZE
     from mnist_core.data import load_mnist, split
+    from mnist_core.settings import VALIDATION_SPLIT_SIZE
     from mnist_core.tfimport import import_keras
 
     keras = import_keras()
@@ -134,74 +134,61 @@ def seed_baseline(target: float, max_epochs: int, train_subset: int | None, seed
     }
 
 
-def report_fast(engine: dict, baseline: dict, target: float) -> list[dict]:
-    """Print the fast preset vs the baseline; return the target checks."""
+def report(preset: str, engine: dict, baseline: dict | None, target: float) -> list[dict]:
+    """Print the preset's time and accuracy (the fast one beside the baseline, when it ran); return the checks."""
     reached = engine["test_accuracy"] >= target
-    baseline_reached = baseline["reached_target_at_epoch"] is not None
-    benchlib.print_table(
-        ["side", "epochs", "training s", "sum of epoch s", "test accuracy", f"reached {100 * target:.1f} %"],
-        [
-            [
-                f"engine {engine['architecture']} preset",
-                engine["epochs"],
-                fmt(engine["training_s"], 1),
-                fmt(engine["sum_epoch_s"], 1),
-                fmt(100 * engine["test_accuracy"], 2, " %"),
-                reached,
-            ],
-            [
-                f"seed recipe {baseline['architecture']}",
-                baseline["epochs"],
-                fmt(baseline["training_s"], 1),
-                fmt(baseline["sum_epoch_s"], 1),
-                fmt(100 * baseline["test_accuracy"], 2, " %"),
-                baseline_reached,
-            ],
-        ],
-    )
-    speedup = benchlib.ratio(baseline["training_s"], engine["training_s"]) if reached else None
-    if reached and not baseline_reached:
-        print(f"the baseline did not reach {100 * target:.1f} % in {baseline['epochs']} epochs: the ratio is a floor")
-    by_epochs = benchlib.ratio(baseline["sum_epoch_s"], engine["sum_epoch_s"]) if reached else None
-    print(f"time to target by the sum of epoch seconds, baseline/engine: {fmt(by_epochs)}x")
-    print(f"engine end to end (process start, imports, data, training): {engine['wall_s']:.1f} s")
-    checks = [
-        benchlib.check(
-            "fast preset test accuracy", 100 * engine["test_accuracy"], 100 * target, higher_is_better=True, unit=" %"
-        ),
-        benchlib.check("time to target, baseline/engine", speedup, 1.0, higher_is_better=True, unit="x"),
-    ]
+
+    def cells(side: dict, *keys: str) -> list:
+        return [side["epochs"], *(fmt(side[key], 1) for key in keys), fmt(100 * side["test_accuracy"], 2, " %")]
+
+    if preset == "best":
+        benchlib.print_table(
+            ["preset", "epochs", "training s", "sum of epoch s", "end to end s", "test accuracy"],
+            [[engine["architecture"], *cells(engine, "training_s", "sum_epoch_s", "wall_s")]],
+        )
+    elif baseline is not None:
+        baseline_reached = baseline["reached_target_at_epoch"] is not None
+        sides = [(f"engine {engine['architecture']} preset", engine, reached)]
+        sides.append((f"seed recipe {baseline['architecture']}", baseline, baseline_reached))
+        benchlib.print_table(
+            ["side", "epochs", "training s", "sum of epoch s", "test accuracy", f"reached {100 * target:.1f} %"],
+            [[label, *cells(side, "training_s", "sum_epoch_s"), ok] for label, side, ok in sides],
+        )
+        if reached and not baseline_reached:
+            print(
+                f"the baseline did not reach {100 * target:.1f} % in {baseline['epochs']} epochs: the ratio is a floor"
+            )
+        by_epochs = benchlib.ratio(baseline["sum_epoch_s"], engine["sum_epoch_s"]) if reached else None
+        print(f"time to target by the sum of epoch seconds, baseline/engine: {fmt(by_epochs)}x")
+        print(f"engine end to end (process start, imports, data, training): {engine['wall_s']:.1f} s")
+    accuracy, goal = 100 * engine["test_accuracy"], 100 * target
+    checks = [benchlib.check(f"{preset} preset test accuracy", accuracy, goal, higher_is_better=True, unit=" %")]
+    if preset == "best":
+        seconds, limit = engine["training_s"], BEST_TIME_LIMIT_S
+        checks.append(benchlib.check("best preset training time", seconds, limit, higher_is_better=False, unit=" s"))
+    elif baseline is not None:
+        speedup = benchlib.ratio(baseline["training_s"], engine["training_s"]) if reached else None
+        checks.append(benchlib.check("time to target, baseline/engine", speedup, 1.0, higher_is_better=True, unit="x"))
     return checks
 
 
-def report_best(engine: dict, target: float) -> list[dict]:
-    """Print the best preset's time and accuracy; return the target checks."""
-    benchlib.print_table(
-        ["preset", "epochs", "training s", "sum of epoch s", "end to end s", "test accuracy"],
-        [
-            [
-                engine["architecture"],
-                engine["epochs"],
-                fmt(engine["training_s"], 1),
-                fmt(engine["sum_epoch_s"], 1),
-                fmt(engine["wall_s"], 1),
-                fmt(100 * engine["test_accuracy"], 2, " %"),
-            ]
-        ],
-    )
-    return [
-        benchlib.check(
-            "best preset test accuracy", 100 * engine["test_accuracy"], 100 * target, higher_is_better=True, unit=" %"
-        ),
-        benchlib.check(
-            "best preset training time", engine["training_s"], BEST_TIME_LIMIT_S, higher_is_better=False, unit=" s"
-        ),
-    ]
+def headline(results: dict) -> dict:
+    """Return the engine's training seconds and test accuracy, and the baseline's when it ran."""
+    engine, baseline = results["engine"], results["baseline"]
+    figures = {"engine_training_s": engine["training_s"], "engine_test_accuracy": engine["test_accuracy"]}
+    if baseline:
+        figures |= {"baseline_training_s": baseline["training_s"], "baseline_test_accuracy": baseline["test_accuracy"]}
+    return figures
 
 
 def main() -> None:
     """Train the preset (and for 'fast' the baseline), print the comparison, write the results JSON."""
-    parser = benchlib.parser(__doc__.split("\n\n")[0])
+    parser = benchlib.parser(
+        __doc__.split("\n\n")[0],
+        train_subset=lambda args: 1000 if args.preset == "best" else 3000,
+        epochs=1,
+        max_epochs=2,
+    )
     parser.add_argument("--preset", choices=list(PRESETS), default="fast")
     parser.add_argument("--max-epochs", type=int, default=15, help="baseline's epoch limit (default 15)")
     parser.add_argument("--epochs", type=int, default=None, help="override the preset's epochs (smoke tests)")
@@ -209,8 +196,7 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=None, help="override the target test accuracy (0-1)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-baseline", action="store_true", help="fast preset only, skip the seed recipe")
-    args = parser.parse_args()
-    benchlib.setup(args)
+    args = benchlib.parse(parser)
     arch, target = PRESETS[args.preset]
     target = args.target if args.target is not None else target
     if args.train_subset:
@@ -224,20 +210,7 @@ def main() -> None:
         print(f"baseline: seed recipe {BASELINE_ARCH}, up to {args.max_epochs} epochs", flush=True)
         baseline = seed_baseline(target, args.max_epochs, args.train_subset, args.seed)
     print()
-    if args.preset == "best":
-        checks = report_best(engine, target)
-    elif baseline is not None:
-        checks = report_fast(engine, baseline, target)
-    else:
-        checks = [
-            benchlib.check(
-                "fast preset test accuracy",
-                100 * engine["test_accuracy"],
-                100 * target,
-                higher_is_better=True,
-                unit=" %",
-            )
-        ]
+    checks = report(args.preset, engine, baseline, target)
     name = "time_to_accuracy" if args.preset == "fast" else "time_to_accuracy_best"
     benchlib.write_results(
         name,
@@ -248,6 +221,7 @@ def main() -> None:
             "checks": checks,
         },
         args.out,
+        headline,
     )
 
 

@@ -11,11 +11,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -28,61 +23,20 @@ from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 from mnist_core import control, runs  # noqa: E402
 
-from .streamlit_browser import (  # noqa: E402
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    SCREENSHOTS,
-    SERVER_LOG,
-    VIEWPORT,
-    Server,
-    screenshot,
-    wait_for_app,
-)
+from . import streamlit_browser  # noqa: E402
+from .streamlit_browser import SCREENSHOTS, SERVER_LOG, VIEWPORT, Server, screenshot, wait_for_app  # noqa: E402
 
-STARTUP_TIMEOUT = 90.0  # seconds for the server to answer its health check
 SHARED_MODE_ENV = ("MNIST_STUDIO_PASSWORD_HASH", "MNIST_STUDIO_ADMIN_PASSWORD_HASH")
-
-
-def free_port() -> int:
-    """Return a TCP port that is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(runs_dir: Path, log_path: Path, env: dict[str, str | None] | None = None) -> Server:
     """Start `streamlit run dashboard.py` on a free 127.0.0.1 port with `runs_dir`, its output in `log_path`, the
-    environment changed by `env` (None removes a variable); return it once it answers its health check."""
-    port = free_port()
-    environment = dict(os.environ, MNIST_RUNS_DIR=str(runs_dir), PYTHONUNBUFFERED="1")
-    environment.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as started from a shell: the app sets TensorFlow's log level itself
-    for name, value in (env or {}).items():
-        if value is None:
-            environment.pop(name, None)
-        else:
-            environment[name] = value
-    command = [sys.executable, "-m", "streamlit", "run", "dashboard.py"]
-    command += ["--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true"]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-    instance = Server(process, f"http://127.0.0.1:{port}", runs_dir, log_path)
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"streamlit exited with code {process.returncode} at start-up:\n{instance.log()}")
-        try:
-            with urllib.request.urlopen(f"{instance.url}/_stcore/health", timeout=2) as response:
-                if response.read().decode().strip() == "ok":
-                    return instance
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            instance.stop()
-            pytest.fail(f"streamlit did not answer /_stcore/health within {STARTUP_TIMEOUT:.0f} s:\n{instance.log()}")
-        time.sleep(0.25)
+    environment changed by `env` (None removes a variable); return it once it answers its health check, else fail."""
+    try:
+        return streamlit_browser.start_server(runs_dir, log_path, env)
+    except streamlit_browser.ServerError as error:
+        problem = str(error)
+    pytest.fail(problem)
 
 
 @pytest.fixture(scope="session")
@@ -110,7 +64,7 @@ def server(tmp_path_factory) -> Server:
 def browser():
     """Return Debian's Chromium, headless, for the whole session."""
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        chromium = streamlit_browser.launch_chromium(playwright)
         yield chromium
         chromium.close()
 
