@@ -450,6 +450,8 @@ def test_summary_of_a_run_by_hand():
     )
     assert run.summary() == {
         "run_id": "20260101-093000-cnn-1a2b",
+        "name": "20260101-093000-cnn-1a2b",  # no name given: its id
+        "tags": (),
         "architecture": "cnn",
         "state": runs.FINISHED,
         "epochs_done": 2,
