@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
@@ -42,7 +42,6 @@ class Series:
     rows: list[dict]
     dashed: bool = False
     color: str | None = None
-    batches: list[dict] = field(default_factory=list)
 
 
 def smooth(values: list[float], weight: float) -> list[float]:
