@@ -6,12 +6,13 @@ import argparse
 import getpass
 import sys
 import time
+from pathlib import Path
 
-from mnist_core import access, control
+from mnist_core import access, control, export
 from mnist_core import runs as runs_mod
 from mnist_core.architectures import ARCHITECTURES
 from mnist_core.config import ConfigError, TrainConfig
-from mnist_core.data import DataError
+from mnist_core.data import DataError, load_mnist, to_model_input
 from mnist_core.evaluate import evaluate_run
 from mnist_core.labels import percent
 from mnist_core.models import ModelFileError
@@ -138,6 +139,17 @@ def cmd_continue(args) -> int:
     return 0 if args.detach else (0 if follow(run) in (runs_mod.FINISHED, runs_mod.STOPPED) else 1)
 
 
+def cmd_export(args) -> int:
+    """Write RUN.zip (and RUN.tflite, checked against Keras on test digits) into --out."""
+    run = runs_mod.get_run(args.run, args.runs_dir)
+    images = None
+    if args.tflite:
+        images = to_model_input(load_mnist().x_test[: export.TFLITE_CHECK_DIGITS])[..., 0]
+    for path in export.export_run(run, Path(args.out), images):
+        print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    return 0
+
+
 def cmd_label(args) -> int:
     """Name, annotate and tag a run."""
     run = control.label_run(args.run, args.name, args.note, args.tag, args.runs_dir)
@@ -233,6 +245,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cont.add_argument("--detach", action="store_true")
     cont.set_defaults(func=cmd_continue)
+    exporter = sub.add_parser("export", help="write a run's plain files as RUN.zip (--tflite: its model too)")
+    exporter.add_argument("run")
+    exporter.add_argument("--out", default=".", help="folder to write into (default: the current one)")
+    exporter.add_argument("--tflite", action="store_true", help="also RUN.tflite, checked on 100 test digits")
+    exporter.set_defaults(func=cmd_export)
     label = sub.add_parser("label", help="give a run a name, a note and tags (shown on every page)")
     label.add_argument("run")
     label.add_argument("--name", help='a display name ("" clears it)')

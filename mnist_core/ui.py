@@ -19,7 +19,7 @@ from PIL import Image
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 
-from mnist_core import access, control, explore, runs
+from mnist_core import access, control, explore, export, runs
 from mnist_core.access import Actor
 from mnist_core.architectures import build_model, layer_table
 from mnist_core.config import TrainConfig
@@ -293,6 +293,32 @@ def label_control(run: runs.Run, key: str) -> None:
         saved = st.button("Save", key=f"{key}_label_save", type="primary")
         if saved and act(control.label_run, run.run_id, name, note, tags.replace(",", " ").split(), actor=actor()):
             st.rerun()
+
+
+def download_controls(run: runs.Run, key: str) -> None:
+    """Show downloads of the run's best model (.keras, loads in any Keras) and of its plain files (.zip); each
+    file is made only when its button is clicked."""
+    model_column, zip_column = st.columns(2)
+    model_column.download_button(
+        "Model (.keras)",
+        data=lambda: run.model_path("best").read_bytes(),
+        file_name=f"{run.run_id}-best.keras",
+        mime="application/octet-stream",
+        icon=":material/download:",
+        key=f"{key}_download_model",
+        on_click="ignore",
+        help="The best model by validation accuracy: keras.models.load_model(path) loads it anywhere.",
+    )
+    zip_column.download_button(
+        "Run (.zip)",
+        data=lambda: export.run_zip(run),
+        file_name=f"{run.run_id}.zip",
+        mime="application/zip",
+        icon=":material/folder_zip:",
+        key=f"{key}_download_zip",
+        on_click="ignore",
+        help="Config, status, curves (epochs.csv, batches.jsonl), evaluation, labels and both models.",
+    )
 
 
 def delete_control(run: runs.Run, key: str) -> None:

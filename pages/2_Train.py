@@ -156,6 +156,8 @@ def show_status(run_id: str, shown_state: str) -> None:
     if state not in runs.ACTIVE_STATES:
         with delete_column:
             ui.delete_control(run, "train_run")
+        if run.has_model:
+            ui.download_controls(run, "train_run")
 
 
 def show_charts(run_id: str, running: bool) -> None:

@@ -128,3 +128,37 @@ def test_delete_asks_first_and_restore_brings_the_run_back(trained_run, runs_dir
     assert run_cli("delete", run.run_id, "--yes", runs_root=runs_dir).returncode == 0 and not run.path.exists()
     missing = run_cli("restore", "20200101-000000-mlp-0000", runs_root=runs_dir)
     assert missing.returncode == 2 and "no deleted run" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_export_writes_the_plain_files_and_a_tflite_model_that_agrees(trained_run, runs_dir, tmp_path, mnist):
+    import zipfile
+
+    import tensorflow as tf
+
+    from mnist_core.data import to_model_input
+    from mnist_core.models import run_predictor
+
+    run = copy_run(trained_run, runs_dir)
+    done = run_cli("export", run.run_id, "--out", str(tmp_path / "out"), "--tflite", runs_root=runs_dir)
+    assert done.returncode == 0, done.stderr
+    archive = zipfile.ZipFile(tmp_path / "out" / f"{run.run_id}.zip")
+    names = set(archive.namelist())
+    assert {f"{run.run_id}/{name}" for name in ("config.json", "epochs.csv", "best.keras")} <= names
+    assert not any("checkpoints" in name or "worker.lock" in name or "tensorboard" in name for name in names)
+    assert archive.read(f"{run.run_id}/epochs.csv") == run.file("epochs.csv").read_bytes()
+    # The downloaded .keras loads on its own and predicts what the run's model predicts.
+    (tmp_path / "best.keras").write_bytes(archive.read(f"{run.run_id}/best.keras"))
+    import keras
+
+    images = to_model_input(mnist.x_test[:100])
+    alone = keras.models.load_model(tmp_path / "best.keras", safe_mode=True, compile=False)
+    np.testing.assert_allclose(alone.predict(images, verbose=0), run_predictor(run).probabilities(images), atol=1e-6)
+    # The TFLite model gives the same probabilities on other test digits than the 100 it was checked on.
+    interpreter = tf.lite.Interpreter(model_path=str(tmp_path / "out" / f"{run.run_id}.tflite"))
+    others = to_model_input(mnist.x_test[5000:5050])
+    interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], others.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], others)
+    interpreter.invoke()
+    lite = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    assert np.abs(lite - alone.predict(others, verbose=0)).max() <= 1e-4

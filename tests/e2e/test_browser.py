@@ -485,6 +485,37 @@ def test_page_with_runs(page: Page, server, finished_runs, path):
     no_exception(page)
 
 
+def test_download_the_model_and_the_run_from_the_train_page(page: Page, server, finished_runs, tmp_path):
+    """The downloaded .keras loads on its own (safe mode) and predicts as the run's model does; the zip holds
+    the run's plain files."""
+    import zipfile
+
+    import keras
+    import numpy as np
+
+    from mnist_core.data import load_mnist, to_model_input
+    from mnist_core.models import run_predictor
+
+    quick, _ = finished_runs
+    open_page(page, server, f"/Train?run={quick.run_id}")
+    with page.expect_download() as model_download:
+        page.get_by_role("button", name="Model (.keras)").click()
+    model_path = tmp_path / model_download.value.suggested_filename
+    model_download.value.save_as(model_path)
+    assert model_path.name == f"{quick.run_id}-best.keras"
+    images = to_model_input(load_mnist().x_test[:100])
+    alone = keras.models.load_model(model_path, safe_mode=True, compile=False)
+    expected = run_predictor(runs.get_run(quick.run_id, server.runs_dir)).probabilities(images)
+    np.testing.assert_allclose(alone.predict(images, verbose=0), expected, atol=1e-6)
+    with page.expect_download() as zip_download:
+        page.get_by_role("button", name="Run (.zip)").click()
+    zip_path = tmp_path / "run.zip"
+    zip_download.value.save_as(zip_path)
+    names = set(zipfile.ZipFile(zip_path).namelist())
+    assert {f"{quick.run_id}/{name}" for name in ("config.json", "epochs.csv", "batches.jsonl", "best.keras")} <= names
+    no_exception(page)
+
+
 def test_label_then_delete_a_run_from_the_train_page_and_undo(page: Page, server, finished_runs, shoot):
     """A name and tags given on the page show in the picker; Delete asks first, moves the run to the trash (gone
     from every list), and Undo brings it back whole."""
