@@ -513,3 +513,17 @@ def test_a_labels_file_of_the_wrong_shape_marks_the_run_damaged(trained_run, run
         run.file(runfiles.LABELS).write_text(content)
         damaged = runs.read_run(run.path)
         assert damaged.damaged and damaged.problem.startswith("labels.json"), (content, damaged.problem)
+
+
+def test_the_estimate_caption_scales_this_machines_pace_to_the_run_asked_for():
+    from mnist_core import ui
+
+    done = TrainConfig.for_architecture("fast_cnn", epochs=1, train_subset=900)  # 900 + 100 images an epoch
+    history = [snapshot(done, runs.FINISHED, {}, (10.0,)), snapshot(done, runs.FINISHED, {}, (30.0,))]
+    # Median of 10 ms and 30 ms an image (the upper middle): 30 ms x (54,000 + 6,000) = 1,800 s an epoch.
+    asked = TrainConfig.for_architecture("fast_cnn", epochs=3)
+    caption = ui.estimate_caption(history, asked)
+    assert caption.startswith("On this machine: about 30m 00s per epoch, 1h 30m for 3 epoch(s)")
+    assert "from 2 earlier fast_cnn run(s)" in caption
+    first = ui.estimate_caption(history, TrainConfig.for_architecture("mlp", epochs=3))
+    assert first == "No mlp run has finished an epoch here yet: the first one times this machine."
