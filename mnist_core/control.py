@@ -277,7 +277,7 @@ def delete_run(run_id: str, root: Path | str | None = None, actor: Actor | None 
             raise RunError(f"run {run_id} is {run.state}; stop it before deleting it")
         if worker_alive(path):
             raise RunError(f"run {run_id} still has a training process; stop it before deleting it")
-        entry = f"{run_id}.{time.time_ns()}"
+        entry = runfiles.trash_entry(run_id, time.time_ns())
         try:
             trash.mkdir(exist_ok=True)
             path.rename(trash / entry)  # one rename: the run is either listed or in the trash, never half
@@ -292,27 +292,21 @@ def trashed_runs(root: Path | str | None = None) -> list[str]:
     """Return the trash's entries (RUN_ID.NANOSECONDS), the newest deletion first."""
     trash = resolve_root(root) / runfiles.TRASH
     entries = [p.name for p in trash.iterdir() if p.is_dir()] if trash.is_dir() else []
-    return sorted(entries, key=_deleted_at, reverse=True)
-
-
-def _deleted_at(entry: str) -> int:
-    """Return when a trash entry (RUN_ID.NANOSECONDS) was deleted, in nanoseconds (0 for a stray name)."""
-    stamp = entry.rsplit(".", 1)[-1]
-    return int(stamp) if stamp.isdigit() else 0
+    return sorted(entries, key=runfiles.deleted_at, reverse=True)
 
 
 def restore_run(entry: str, root: Path | str | None = None, actor: Actor | None = None) -> Run:
     """Put a deleted run back from the trash as it was (`entry` from delete_run, or a run id: its newest
     deletion); RunError when it is not there or a run of that id exists again."""
     root_path = resolve_root(root)
-    entries = trashed_runs(root_path)
-    if entry not in entries:
-        entry = next((name for name in entries if name.rsplit(".", 1)[0] == entry), entry)
-    run_id = entry.rsplit(".", 1)[0]
-    source = root_path / runfiles.TRASH / entry
-    if entry not in entries or not runfiles.RUN_ID_PATTERN.fullmatch(run_id):
-        raise RunError(f"{entry!r}: no deleted run of that name in the trash")
-    with locked(root_path):
+    with locked(root_path):  # the trash as it is now: another deletion or restore may have just changed it
+        entries = trashed_runs(root_path)
+        if entry not in entries:
+            entry = next((name for name in entries if runfiles.trashed_run_id(name) == entry), entry)
+        run_id = runfiles.trashed_run_id(entry)
+        source = root_path / runfiles.TRASH / entry
+        if entry not in entries or not runfiles.RUN_ID_PATTERN.fullmatch(run_id):
+            raise RunError(f"{entry!r}: no deleted run of that name in the trash")
         _check_actor(read_run(source), actor, "restore")
         target = root_path / run_id
         if target.exists():

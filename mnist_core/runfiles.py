@@ -49,6 +49,22 @@ CHECKPOINT_PATTERN = re.compile(r"^epoch-(\d{4,})\.keras$")
 RUN_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[a-z0-9_]{1,40}-[0-9a-f]{4}$")
 
 
+def trash_entry(run_id: str, deleted_ns: int) -> str:
+    """Return the trash folder name of run `run_id` deleted at `deleted_ns` (nanoseconds): RUN_ID.NANOSECONDS."""
+    return f"{run_id}.{deleted_ns}"
+
+
+def trashed_run_id(entry: str) -> str:
+    """Return the run id of a trash entry (RUN_ID.NANOSECONDS)."""
+    return entry.rsplit(".", 1)[0]
+
+
+def deleted_at(entry: str) -> int:
+    """Return when a trash entry was deleted, in nanoseconds (0 for a stray name)."""
+    stamp = entry.rsplit(".", 1)[-1]
+    return int(stamp) if stamp.isdigit() else 0
+
+
 def checkpoint_name(epoch: int) -> str:
     """Return the file name of the checkpoint taken at the end of `epoch` (1-based)."""
     return f"epoch-{epoch:04d}.keras"

@@ -48,10 +48,15 @@ SETTLE_SECONDS = 1.0
 ESTIMATE_AFTER_BATCHES = 20
 
 
+def upper_median(values) -> float | None:
+    """Return the median of `values` (the upper middle one of an even count), None for no values."""
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2] if ordered else None
+
+
 def median_epoch_seconds(rows) -> float | None:
     """Return the median 'seconds' of per-epoch rows (the upper middle one of an even count), None for no rows."""
-    seconds = sorted(row["seconds"] for row in rows)
-    return seconds[len(seconds) // 2] if seconds else None
+    return upper_median(row["seconds"] for row in rows)
 
 
 class RunError(RuntimeError):
@@ -358,12 +363,12 @@ def count_by_state(all_runs: list[Run]) -> dict[str, int]:
 def seconds_per_image_here(all_runs: list[Run], architecture: str) -> tuple[float | None, int]:
     """Return (the median epoch seconds per training image of this folder's runs of `architecture`, how many runs
     it comes from); (None, 0) before the first epoch of one. Validation is counted with the images it goes with."""
-    paces = sorted(
+    paces = [
         run.seconds_per_epoch / (run.config.train_size + run.config.validation_size)
         for run in all_runs
         if not run.damaged and run.config.architecture == architecture and run.epochs
-    )
-    return (paces[len(paces) // 2], len(paces)) if paces else (None, 0)
+    ]
+    return upper_median(paces), len(paces)
 
 
 def batches_done(run: Run) -> tuple[int, int, int]:

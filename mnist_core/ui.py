@@ -19,7 +19,7 @@ from PIL import Image
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 
-from mnist_core import access, control, explore, export, runs
+from mnist_core import access, control, explore, export, runfiles, runs
 from mnist_core.access import Actor
 from mnist_core.architectures import build_model, layer_table
 from mnist_core.config import TrainConfig
@@ -338,7 +338,7 @@ def undo_banner(key: str) -> None:
     entry = st.session_state.get(f"{key}_deleted")
     if not entry:
         return
-    run_id = entry.rsplit(".", 1)[0]
+    run_id = runfiles.trashed_run_id(entry)
     message, undo, dismiss = st.columns([4, 1, 1], vertical_alignment="center")
     message.info(f"Run {run_id} is in the trash.", icon=":material/delete:")
     if undo.button("Undo", icon=":material/undo:", key=f"{key}_undo"):

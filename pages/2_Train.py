@@ -150,12 +150,8 @@ def show_status(run_id: str, shown_state: str) -> None:
         )
         if continue_clicked and ui.act(control.continue_run, run.run_id, int(extra), actor=ui.actor()):
             st.rerun()
-    label_column, delete_column = st.columns(2)
-    with label_column:
-        ui.label_control(run, "train_run")
     if state not in runs.ACTIVE_STATES:
-        with delete_column:
-            ui.delete_control(run, "train_run")
+        ui.delete_control(run, "train_run")
         if run.has_model:
             ui.download_controls(run, "train_run")
 
@@ -190,6 +186,8 @@ with view:
         st.error(f"This run is damaged: {selected.problem}. Other runs are not affected; this one can only be deleted.")
         ui.delete_control(selected, "train_run")
     else:
+        # Outside the status fragment: its text boxes are not redrawn every 1.5 s while the run trains.
+        ui.label_control(selected, "train_run")
         if selected.config.architecture in reference.published_architectures():
             st.toggle("Overlay the walkthrough's published curve", key="train_overlay")
         # The status refreshes every second or so, the charts every few seconds (they change by a few points).
