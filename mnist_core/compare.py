@@ -5,13 +5,13 @@ from __future__ import annotations
 from mnist_core import reference
 from mnist_core.architectures import get_architecture
 from mnist_core.charts import Series
-from mnist_core.labels import EPOCHS_DONE, SECONDS_PER_EPOCH, percent, seconds, short_name
+from mnist_core.labels import EPOCHS_DONE, SECONDS_PER_EPOCH, percent, seconds
 from mnist_core.runs import Run, median_epoch_seconds
 
 
 def run_series(selected: list[Run]) -> list[Series]:
     """Return one curve series per run that has at least one finished epoch."""
-    return [Series(short_name(run.run_id, run.config.architecture), list(run.epochs)) for run in selected if run.epochs]
+    return [Series(run.short_name, list(run.epochs)) for run in selected if run.epochs]
 
 
 BEST_SHOWN = 3
@@ -40,7 +40,7 @@ def comparison_rows(selected: list[Run], published: list[str]) -> list[dict]:
         summary = run.summary()
         rows.append(
             {
-                "name": run.run_id,
+                "name": run.name,
                 "architecture": summary["architecture"],
                 "parameters": get_architecture(summary["architecture"]).params,
                 EPOCHS_DONE: summary["epochs_done"],

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mnist_core import charts, reference, runfiles
-from mnist_core.labels import short_name
 from mnist_core.runs import Run, read_run
 
 MAX_POINTS = 400  # a chart a few hundred pixels wide shows no more
@@ -106,7 +105,7 @@ def running_figure(run_path: Path):
 def _epoch_figures(run_path: str, version: tuple, overlay: str | None):
     """Return the (loss, accuracy) figures of one run's epochs as of `version`, with a published overlay."""
     run = read_run(Path(run_path))
-    series = [charts.Series(short_name(run.run_id, run.config.architecture), list(run.epochs))]
+    series = [charts.Series(run.short_name, list(run.epochs))]
     if overlay:
         curve = reference.published_curve(overlay)[: max(run.config.epochs, len(run.epochs))]
         series.append(charts.Series(f"published {overlay}", curve, dashed=True, color="#888888"))
@@ -121,5 +120,5 @@ def epoch_figures(run: Run, overlay: bool):
     )
     if not run.epochs and not published:
         return None
-    version = (len(run.epochs), run.epochs[-1]["elapsed"] if run.epochs else None, run.config.epochs)
+    version = (len(run.epochs), run.epochs[-1]["elapsed"] if run.epochs else None, run.config.epochs, run.short_name)
     return _epoch_figures(str(run.path), version, published)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mnist_core import runfiles, storage
 from mnist_core.config import ConfigError, TrainConfig
+from mnist_core.labels import short_name
 from mnist_core.settings import runs_root
 
 QUEUED, RUNNING, FINISHED, STOPPED, FAILED = "queued", "running", "finished", "stopped", "failed"
@@ -92,6 +93,11 @@ class Run:
     def name(self) -> str:
         """Return the run's display name: the one given to it, else its id."""
         return self.labels.get("name") or self.run_id
+
+    @property
+    def short_name(self) -> str:
+        """Return the run's name for legends and chips: the one given to it, else 'cnn 09:30 1a2b'."""
+        return self.labels.get("name") or short_name(self.run_id, self.config and self.config.architecture)
 
     @property
     def tags(self) -> tuple[str, ...]:

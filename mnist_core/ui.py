@@ -30,7 +30,6 @@ from mnist_core.labels import (
     duration,
     percent,
     seconds,
-    short_name,
 )
 from mnist_core.settings import RESOURCES_DIR, runs_root
 
@@ -209,8 +208,7 @@ def run_label(run: runs.Run) -> str:
 
 def short_run_label(run: runs.Run) -> str:
     """Return a compact run name for multiselect chips: state mark, architecture, time started, id suffix."""
-    name = run.name if run.name != run.run_id else short_name(run.run_id, run.config and run.config.architecture)
-    return f"{STATE_MARKS.get(run.state, '')} {name}"
+    return f"{STATE_MARKS.get(run.state, '')} {run.short_name}"
 
 
 def runs_table(all_runs: list[runs.Run]) -> None:

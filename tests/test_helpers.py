@@ -4,6 +4,7 @@ read from hand-written run folders, and the evaluation galleries. No model, no M
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -753,3 +754,13 @@ def test_count_by_state_lists_every_state_and_damaged_only_when_present():
     damaged = runs.Run(Path("/r/x"), None, {}, {}, (), None, frozenset(), problem="status.json: null")
     with_damaged = runs.count_by_state([*made, damaged])
     assert with_damaged[runs.DAMAGED] == 1 and list(with_damaged)[-1] == runs.DAMAGED
+
+
+def test_a_given_name_replaces_the_short_name_in_legends_and_chips():
+    config = TrainConfig.for_architecture("cnn", epochs=1)
+    plain = runs.Run(Path("/r/20260101-093000-cnn-1a2b"), config, {"state": "finished"}, {}, (), None, frozenset())
+    named = dataclasses.replace(plain, labels={"name": "first try"})
+    assert plain.short_name == "cnn 09:30 1a2b" and named.short_name == "first try"
+    rows = [{"epoch": 1, "val_accuracy": 0.9, "seconds": 1.0}]
+    series = compare.run_series([dataclasses.replace(named, epochs=tuple(rows))])
+    assert [item.name for item in series] == ["first try"]
