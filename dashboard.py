@@ -39,7 +39,7 @@ def home() -> None:
         "dataset": "browse the digits by split and label, see any one large with its pixel values, class counts, "
         "mean digits and the pixel histogram.",
         "train": "pick an architecture or a fast preset, set its hyperparameters and watch live loss and accuracy "
-        "curves; stop, continue, or load a finished run.",
+        "curves; stop, continue, or load a finished run; bring in a model trained elsewhere.",
         "compare": "overlay or tile the curves of several runs and of the walkthrough's published runs.",
         "evaluate": "test accuracy, confusion matrix, per-digit precision / recall / F1, and the misclassified digits.",
         "draw": "draw a digit and see what every trained model makes of it.",

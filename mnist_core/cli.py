@@ -1,4 +1,5 @@
-"""The command-line interface: train (with a progress bar), list runs, evaluate, stop, continue; hash a password."""
+"""The command-line interface: train (with a progress bar), list runs, evaluate, stop, continue, label, export,
+delete, restore and import runs; hash a password."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from mnist_core import access, control, export
+from mnist_core import access, control, export, imported
 from mnist_core import runs as runs_mod
 from mnist_core.architectures import ARCHITECTURES
 from mnist_core.config import ConfigError, TrainConfig
@@ -183,6 +184,17 @@ def cmd_restore(args) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    """Bring in a .keras model or an architecture's weights file trained elsewhere as an imported run."""
+    run = imported.import_file(args.file, args.name, args.architecture, args.runs_dir)
+    record = run.imported
+    print(
+        f"run {run.run_id}: imported {record['source']} ({run.architecture_title}, {record['parameters']:,} "
+        f"parameters) as {run.name!r}; `python -m mnist_core evaluate {run.run_id}` scores it"
+    )
+    return 0
+
+
 def cmd_architectures(args) -> int:
     """Print the architecture registry."""
     for arch in ARCHITECTURES.values():
@@ -264,6 +276,13 @@ def build_parser() -> argparse.ArgumentParser:
     restore = sub.add_parser("restore", help="bring a deleted run back from the trash (its newest deletion)")
     restore.add_argument("run")
     restore.set_defaults(func=cmd_restore)
+    importer = sub.add_parser("import", help="bring in a .keras model or a weights file trained elsewhere")
+    importer.add_argument("file", help="a .keras model, or a .weights.h5 / .h5 weights file of one architecture")
+    importer.add_argument("--name", help="its display name (default: the file's name)")
+    importer.add_argument(
+        "--architecture", choices=list(ARCHITECTURES), help="for a weights file (default: the one its weights fit)"
+    )
+    importer.set_defaults(func=cmd_import)
     sub.add_parser("architectures", help="list the architectures").set_defaults(func=cmd_architectures)
     password = sub.add_parser("password", help="hash a password for shared (classroom) mode")
     password.add_argument("--admin", action="store_true", help="the admin password (may stop anyone's runs)")

@@ -41,8 +41,8 @@ def comparison_rows(selected: list[Run], published: list[str]) -> list[dict]:
         rows.append(
             {
                 "name": run.name,
-                "architecture": summary["architecture"],
-                "parameters": get_architecture(summary["architecture"]).params,
+                "architecture": summary["architecture"] or "imported",
+                "parameters": run.parameters,
                 EPOCHS_DONE: summary["epochs_done"],
                 "best val accuracy": percent(summary["best_val_accuracy"]),
                 "test accuracy": percent(summary["test_accuracy"]),

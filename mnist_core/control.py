@@ -31,6 +31,7 @@ from mnist_core.runs import (
     ACTIVE_STATES,
     DONE_STATES,
     FAILED,
+    IMPORTED,
     QUEUED,
     RUNNING,
     STOPPED,
@@ -197,6 +198,8 @@ def continue_run(
     path = run_path(run_id, root)
     with locked(path.parent):
         run = _current(path, actor, "continue")
+        if run.state == IMPORTED:
+            raise RunError(f"run {run_id} was imported: it was trained elsewhere and has no training to continue")
         if run.state in ACTIVE_STATES:
             raise RunError(f"run {run_id} is {run.state}; wait for it to end or stop it first")
         done = len(run.epochs)

@@ -10,8 +10,9 @@ import numpy as np
 from mnist_core import runfiles, storage
 from mnist_core.control import now_iso, storage_error
 from mnist_core.data import load_mnist, to_model_input
+from mnist_core.labels import EPOCHS_DONE, percent
 from mnist_core.models import Predictor, run_predictor
-from mnist_core.runs import Run
+from mnist_core.runs import IMPORTED, Run
 from mnist_core.settings import EVALUATION_BATCH_SIZE, NUM_CLASSES
 
 EPSILON = 1e-7  # Keras clips probabilities the same way before taking the log
@@ -151,3 +152,22 @@ def best_model(candidates: list[Run]) -> tuple[Run, str] | None:
     if evaluated < len(ranked):
         return best, f"{why}; runs not evaluated on the test set count with their validation accuracy"
     return best, why
+
+
+def leaderboard(candidates: list[Run]) -> list[dict]:
+    """Return one row per run whose current model has a test evaluation, the best test accuracy first: rank,
+    name, architecture, parameters, test accuracy and loss, epochs done (ties keep the given order)."""
+    scored = [(run, stored_evaluation(run)) for run in candidates]
+    ranked = sorted(((run, result) for run, result in scored if result), key=lambda item: -item[1]["accuracy"])
+    return [
+        {
+            "rank": rank,
+            "name": run.name,
+            "architecture": run.architecture or "imported",
+            "parameters": run.parameters,
+            "test accuracy": percent(result["accuracy"]),
+            "test loss": round(result["loss"], 4),
+            EPOCHS_DONE: "imported" if run.state == IMPORTED else len(run.epochs),
+        }
+        for rank, (run, result) in enumerate(ranked, start=1)
+    ]

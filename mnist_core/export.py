@@ -20,6 +20,7 @@ ZIPPED_FILES = (
     runfiles.BATCHES,
     runfiles.EVALUATION,
     runfiles.LABELS,
+    runfiles.IMPORTED,
     runfiles.BEST_MODEL,
     runfiles.FINAL_MODEL,
 )
@@ -28,7 +29,8 @@ TFLITE_TOLERANCE = 1e-4  # largest difference of a class probability allowed bet
 
 
 def run_zip(run: Run) -> bytes:
-    """Return a zip of the run's plain files (config, status, curves, evaluation, labels, models) under RUN_ID/."""
+    """Return a zip of the run's plain files (config, status, curves, evaluation, labels, where an imported model
+    came from, models) under RUN_ID/."""
     if run.damaged:
         raise RunError(f"run {run.run_id} is damaged ({run.problem}); nothing to export")
     buffer = io.BytesIO()

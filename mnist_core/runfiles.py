@@ -2,7 +2,7 @@
 
 A run folder (plain files other tools can read):
     config.json       the TrainConfig
-    status.json       state (queued/running/finished/stopped/failed), error, pids, times, epochs done
+    status.json       state (queued/running/finished/stopped/failed, or imported), error, pids, times, epochs done
     progress.json     the trainer's latest position (epoch, batch, running loss/accuracy), ~1 s fresh
     epochs.csv        one row per epoch: loss, accuracy, val_loss, val_accuracy, seconds, elapsed, lr
     batches.jsonl     the running per-batch curve, a JSON object per line
@@ -11,6 +11,7 @@ A run folder (plain files other tools can read):
     final.keras       the model when training ended (finished or stopped)
     evaluation.json   the test-set evaluation, once computed
     labels.json       what people call it: a display name, a note and tags (optional)
+    imported.json     for a model brought in from elsewhere (no config, no curves): its file, format, shapes
     tensorboard/      TensorBoard event files (`tensorboard --logdir runs`)
     log.txt           the training process's output (tracebacks end up here)
     stop              present while a stop has been asked for
@@ -31,6 +32,7 @@ BEST_MODEL = "best.keras"
 FINAL_MODEL = "final.keras"
 EVALUATION = "evaluation.json"
 LABELS = "labels.json"
+IMPORTED = "imported.json"
 TENSORBOARD = "tensorboard"
 LOG = "log.txt"
 STOP = "stop"

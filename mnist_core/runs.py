@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mnist_core import runfiles, storage
+from mnist_core.architectures import ARCHITECTURES
 from mnist_core.config import ConfigError, TrainConfig
 from mnist_core.labels import short_name
 from mnist_core.settings import runs_root
 
 QUEUED, RUNNING, FINISHED, STOPPED, FAILED = "queued", "running", "finished", "stopped", "failed"
-STATES = (QUEUED, RUNNING, FINISHED, STOPPED, FAILED)
+IMPORTED = "imported"  # a model trained elsewhere: a model file and imported.json, no config and no curves
+STATES = (QUEUED, RUNNING, FINISHED, STOPPED, FAILED, IMPORTED)
 ACTIVE_STATES = (QUEUED, RUNNING)
 DONE_STATES = (FINISHED, STOPPED, FAILED)
 DAMAGED = "damaged"  # never stored: what a run whose files cannot be read shows as
@@ -40,6 +42,7 @@ STATUS_FIELDS = {
 }
 PROGRESS_FIELDS = {"epoch": int, "batch": int, "steps_per_epoch": int, "loss": _NUMBER, "accuracy": _NUMBER}
 LABELS_FIELDS = {"name": str, "note": str, "tags": list}
+IMPORTED_FIELDS = {"source": str, "format": str, "architecture": (str, type(None)), "parameters": int}
 EVALUATION_FIELDS = {"accuracy": _NUMBER, "loss": _NUMBER, "count": int, "confusion_matrix": list, "per_class": list}
 # A snapshot is reused while its files are unchanged; one whose files changed within this many seconds is
 # read again every time (file times are coarse: two writes in one tick would otherwise look like one).
@@ -78,6 +81,7 @@ class Run:
     stop_requested: bool = False
     problem: str | None = None  # why the run is damaged, naming the file; None when every file reads
     labels: dict = field(default_factory=dict)  # labels.json: name, note, tags ({} when none was given)
+    imported: dict | None = None  # imported.json: where a model trained elsewhere came from (None: trained here)
 
     @property
     def run_id(self) -> str:
@@ -97,7 +101,26 @@ class Run:
     @property
     def short_name(self) -> str:
         """Return the run's name for legends and chips: the one given to it, else 'cnn 09:30 1a2b'."""
-        return self.labels.get("name") or short_name(self.run_id, self.config and self.config.architecture)
+        return self.labels.get("name") or short_name(self.run_id, self.architecture)
+
+    @property
+    def architecture(self) -> str | None:
+        """Return the run's registry architecture; None for an imported model of its own design (or damaged)."""
+        if self.config is not None:
+            return self.config.architecture
+        return (self.imported or {}).get("architecture")
+
+    @property
+    def architecture_title(self) -> str:
+        """Return the architecture in words: its registry title, else 'Imported model'."""
+        return ARCHITECTURES[self.architecture].title if self.architecture in ARCHITECTURES else "Imported model"
+
+    @property
+    def parameters(self) -> int | None:
+        """Return the model's parameter count: the architecture's, or the imported model's as it was counted."""
+        if self.imported is not None:
+            return self.imported["parameters"]
+        return ARCHITECTURES[self.architecture].params if self.architecture in ARCHITECTURES else None
 
     @property
     def tags(self) -> tuple[str, ...]:
@@ -143,7 +166,7 @@ class Run:
             "run_id": self.run_id,
             "name": self.name,
             "tags": self.tags,
-            "architecture": self.config.architecture if self.config else None,
+            "architecture": self.architecture,
             "state": self.state,
             "epochs_done": len(self.epochs),
             "epochs_target": self.config.epochs if self.config else None,
@@ -162,10 +185,13 @@ def _check_fields(name: str, values: dict, fields: dict) -> None:
             raise storage.DamagedFile(f"{name}: {key} is {values[key]!r}, of the wrong type")
 
 
-def _read_config(path: Path) -> TrainConfig:
-    """Return the run's config; DamagedFile when config.json is missing, unreadable or invalid."""
+def _read_config(path: Path, optional: bool = False) -> TrainConfig | None:
+    """Return the run's config (None when `optional` and there is none: an imported model); DamagedFile when
+    config.json is missing, unreadable or invalid."""
     values = storage.read_json_object(path / runfiles.CONFIG)
     if values is None:
+        if optional:
+            return None
         raise storage.DamagedFile(f"{runfiles.CONFIG}: missing")
     try:
         return TrainConfig.from_dict(values)
@@ -217,25 +243,40 @@ def _read_labels(path: Path) -> dict:
     return labels
 
 
+def _read_imported(path: Path, required: bool) -> dict | None:
+    """Return imported.json, checked, or None for a run trained here; DamagedFile when an imported run lacks it."""
+    imported = storage.read_json_object(path / runfiles.IMPORTED)
+    if imported is None and required:
+        raise storage.DamagedFile(f"{runfiles.IMPORTED}: missing")
+    if imported is not None:
+        _check_fields(runfiles.IMPORTED, imported, IMPORTED_FIELDS)
+        missing = [key for key in IMPORTED_FIELDS if key not in imported]
+        if missing:
+            raise storage.DamagedFile(f"{runfiles.IMPORTED}: lacks {', '.join(missing)}")
+    return imported
+
+
 def read_run(path: Path | str) -> Run:
     """Return a fresh snapshot of the run folder `path` (damaged, with the reason, when a file is bad)."""
     path = Path(path)
     problem = None
     parts: dict = {
-        "config": None,
         "status": {"state": FAILED},
+        "config": None,
         "progress": {},
         "epochs": (),
         "evaluation": None,
         "labels": {},
+        "imported": None,
     }
-    readers = {
-        "config": _read_config,
+    readers = {  # status first: an imported run has no config
         "status": _read_status,
+        "config": lambda folder: _read_config(folder, optional=parts["status"]["state"] == IMPORTED),
         "progress": _read_progress,
         "epochs": _read_epochs,
         "evaluation": _read_evaluation,
         "labels": _read_labels,
+        "imported": lambda folder: _read_imported(folder, required=parts["status"]["state"] == IMPORTED),
     }
     for part, reader in readers.items():
         try:
@@ -261,6 +302,7 @@ _SIGNATURE_FILES = (  # config and status first: list_runs tells a run folder by
     runfiles.EPOCHS,
     runfiles.EVALUATION,
     runfiles.LABELS,
+    runfiles.IMPORTED,
     runfiles.BEST_MODEL,
     runfiles.FINAL_MODEL,
     runfiles.STOP,
@@ -353,14 +395,15 @@ def filter_runs(all_runs: list[Run], tags=(), architectures=(), states=()) -> li
         run
         for run in all_runs
         if set(tags) <= set(run.tags)
-        and (not architectures or (run.config is not None and run.config.architecture in architectures))
+        and (not architectures or run.architecture in architectures)
         and (not states or run.state in states)
     ]
 
 
 def count_by_state(all_runs: list[Run]) -> dict[str, int]:
-    """Return how many runs are in each state, every state listed ("damaged" only when there is one)."""
-    counts = dict.fromkeys(STATES, 0)
+    """Return how many runs are in each state, every state of training listed ("imported" and "damaged" only
+    when there is one)."""
+    counts = dict.fromkeys((state for state in STATES if state != IMPORTED), 0)
     for run in all_runs:
         counts[run.state] = counts.get(run.state, 0) + 1
     return counts
@@ -372,7 +415,7 @@ def seconds_per_image_here(all_runs: list[Run], architecture: str) -> tuple[floa
     paces = [
         run.seconds_per_epoch / (run.config.train_size + run.config.validation_size)
         for run in all_runs
-        if not run.damaged and run.config.architecture == architecture and run.epochs
+        if not run.damaged and run.config is not None and run.config.architecture == architecture and run.epochs
     ]
     return upper_median(paces), len(paces)
 

@@ -34,6 +34,7 @@ AUGMENTATIONS = ("none", "shift")
 # The live curve gets a point at least this often, whichever comes first.
 METRICS_EVERY_BATCHES = 25
 METRICS_EVERY_SECONDS = 1.0
+MAX_IMPORT_BYTES = 50 * 2**20  # an imported model file; the largest here (cnn with Adam's state) is 17 MB
 EVALUATION_BATCH_SIZE = 256  # the fastest of 64-1024 for every architecture here
 
 

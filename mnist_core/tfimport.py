@@ -22,7 +22,9 @@ def import_keras():
             with open(os.devnull, "w") as devnull:
                 os.dup2(devnull.fileno(), 2)
                 import keras
-                import tensorflow  # noqa: F401 - its import is what prints
+                import tensorflow
+
+                tensorflow.config.list_physical_devices("GPU")  # CUDA's start-up ("failed call to cuInit") too
         finally:
             os.dup2(saved, 2)
             os.close(saved)

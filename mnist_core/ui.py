@@ -19,7 +19,7 @@ from PIL import Image
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 
-from mnist_core import access, control, explore, export, runfiles, runs
+from mnist_core import access, control, explore, export, imported, runfiles, runs
 from mnist_core.access import Actor
 from mnist_core.architectures import build_model, layer_table
 from mnist_core.config import TrainConfig
@@ -31,7 +31,7 @@ from mnist_core.labels import (
     percent,
     seconds,
 )
-from mnist_core.settings import RESOURCES_DIR, runs_root
+from mnist_core.settings import MAX_IMPORT_BYTES, RESOURCES_DIR, runs_root
 
 
 def _keep_keras_between_runs() -> None:
@@ -55,8 +55,17 @@ STATE_ICONS = {
     "stopped": ":material/stop_circle:",
     "failed": ":material/cancel:",
     "damaged": ":material/warning:",
+    "imported": ":material/upload_file:",
 }
-STATE_MARKS = {"queued": "◷", "running": "▶", "finished": "✓", "stopped": "■", "failed": "✗", "damaged": "⚠"}
+STATE_MARKS = {
+    "queued": "◷",
+    "running": "▶",
+    "finished": "✓",
+    "stopped": "■",
+    "failed": "✗",
+    "damaged": "⚠",
+    "imported": "⇪",
+}
 PAGES = {
     "home": ("dashboard.py", "Home", ":material/home:"),
     "dataset": ("pages/1_Dataset.py", "Dataset", ":material/grid_view:"),
@@ -102,11 +111,11 @@ def page_setup(title: str, icon: str | None = None) -> None:
     st.title(f"{icon} {title}")
 
 
-def link(page: str, label: str | None = None) -> None:
-    """Show a link to one of the studio's pages ('train', 'draw', ...)."""
+def link(page: str, label: str | None = None, run_id: str | None = None) -> None:
+    """Show a link to one of the studio's pages ('train', 'draw', ...), opening on run `run_id` if given."""
     path, title, icon = PAGES[page]
     try:
-        st.page_link(path, label=label or title, icon=icon)
+        st.page_link(path, label=label or title, icon=icon, query_params={"run": run_id} if run_id else None)
     except Exception:  # noqa: BLE001 - a page run on its own (tests) has no page registry to link into
         st.markdown(f"**{icon} {label or title}** page")
 
@@ -200,6 +209,8 @@ def run_label(run: runs.Run) -> str:
     best = f" · best val {percent(summary['best_val_accuracy'])}" if summary["best_val_accuracy"] is not None else ""
     named = f"{run.name} ({run.run_id[-4:]})" if run.name != run.run_id else run.run_id
     tags = "".join(f" #{tag}" for tag in run.tags)
+    if run.state == runs.IMPORTED:
+        return f"{STATE_MARKS[runs.IMPORTED]} {named}{tags} · imported · {run.architecture_title}"
     return (
         f"{STATE_MARKS.get(summary['state'], '')} {named}{tags} · {summary['state']} · "
         f"{summary['epochs_done']}/{summary['epochs_target']} epochs{best}"
@@ -223,7 +234,9 @@ def runs_table(all_runs: list[runs.Run]) -> None:
                 "tags": " ".join(f"#{tag}" for tag in summary["tags"]),
                 "state": f"{STATE_MARKS.get(summary['state'], '')} {summary['state']}",
                 "architecture": summary["architecture"] or "–",
-                EPOCHS_DONE: f"{summary['epochs_done']}/{summary['epochs_target'] or '–'}",
+                EPOCHS_DONE: f"{summary['epochs_done']}/{summary['epochs_target'] or '–'}"
+                if run.state != runs.IMPORTED
+                else "–",
                 "best val accuracy": percent(summary["best_val_accuracy"]),
                 "test accuracy": percent(summary["test_accuracy"]),
                 SECONDS_PER_EPOCH: seconds(summary["seconds_per_epoch"]),
@@ -266,7 +279,7 @@ def run_filter(all_runs: list[runs.Run], key: str) -> list[runs.Run]:
     """Show "Filter runs" (tags, architecture, state) once there is something to tell runs apart by; return the
     runs that pass (all of them until a filter is set)."""
     tags = sorted({tag for run in all_runs for tag in run.tags})
-    architectures = sorted({run.config.architecture for run in all_runs if run.config})
+    architectures = sorted({run.architecture for run in all_runs if run.architecture})
     states = sorted({run.state for run in all_runs})
     if len(all_runs) < 2 or not (tags or len(architectures) > 1 or len(states) > 1):
         return all_runs
@@ -317,6 +330,49 @@ def download_controls(run: runs.Run, key: str) -> None:
         on_click="ignore",
         help="Config, status, curves (epochs.csv, batches.jsonl), evaluation, labels and both models.",
     )
+
+
+def import_control(key: str) -> str | None:
+    """Show an upload of a model trained elsewhere, with a name and Import; return the new run's id once imported."""
+    st.caption(
+        "A **.keras** model that takes 28x28 images (pixels 0-1) and gives the 10 digit probabilities, or a "
+        "**.weights.h5** file of one of the architectures, for instance from the walkthrough's notebook. "
+        "Files with Lambda layers or custom code are refused, never run."
+    )
+    done = st.session_state.get(f"{key}_done", 0)  # imports so far: each one gets empty widgets afterwards
+    upload = st.file_uploader(
+        "Model file", type=["keras", "h5"], key=f"{key}_file_{done}", max_upload_size=MAX_IMPORT_BYTES // 2**20
+    )
+    name = st.text_input("Name", key=f"{key}_name_{done}", max_chars=60, placeholder="the file's name")
+    if not st.button("Import", icon=":material/upload:", key=f"{key}_button", disabled=upload is None):
+        return None
+    with st.spinner("Checking and loading the model…"):
+        run = act(imported.import_bytes, upload.getvalue(), upload.name, name.strip() or None, actor=actor())
+    if run is None:
+        return None
+    st.session_state[f"{key}_done"] = done + 1
+    return run.run_id
+
+
+def imported_panel(run: runs.Run, key: str) -> None:
+    """Show an imported run: where its model came from, where to use it, its name editor, delete and download."""
+    record = run.imported
+    named = f" · {run.name}" if run.name != run.run_id else ""
+    st.markdown(f"### {STATE_ICONS[runs.IMPORTED]} imported · {run.architecture_title}{named}")
+    st.caption(
+        f"From {record['source']} ({record['format']}) · {record['parameters']:,} parameters · "
+        f"imported {str(run.status.get('created', ''))[:16].replace('T', ' ')}"
+    )
+    if run.labels.get("note"):
+        st.caption(f"Note: {run.labels['note']}")
+    st.info("Trained elsewhere, so it has no curves here: score it on Evaluate and try it on Draw.")
+    evaluate_column, draw_column = st.columns(2)
+    with evaluate_column:
+        link("evaluate", "Evaluate it", run.run_id)
+    with draw_column:
+        link("draw", "Draw a digit for it", run.run_id)
+    delete_control(run, key)
+    download_controls(run, key)
 
 
 def delete_control(run: runs.Run, key: str) -> None:

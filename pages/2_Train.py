@@ -1,4 +1,5 @@
-"""Train: start a run of any architecture or preset, watch it live, stop or continue it, or load an old one."""
+"""Train: start a run of any architecture or preset, watch it live, stop or continue it, open an old one, or
+bring in a model trained elsewhere."""
 
 import streamlit as st
 
@@ -100,6 +101,11 @@ with settings:
             st.session_state["train_run"] = run.run_id
             st.query_params["run"] = run.run_id
             st.rerun()
+    with st.expander("Bring in a model trained elsewhere", icon=":material/upload_file:"):
+        if imported_id := ui.import_control("train_import"):
+            st.session_state["train_run"] = imported_id
+            st.query_params["run"] = imported_id
+            st.rerun()
 
 
 def show_status(run_id: str, shown_state: str) -> None:
@@ -185,6 +191,9 @@ with view:
     elif selected.damaged:
         st.error(f"This run is damaged: {selected.problem}. Other runs are not affected; this one can only be deleted.")
         ui.delete_control(selected, "train_run")
+    elif selected.state == runs.IMPORTED:
+        ui.label_control(selected, "train_run")
+        ui.imported_panel(selected, "train_run")
     else:
         # Outside the status fragment: its text boxes are not redrawn every 1.5 s while the run trains.
         ui.label_control(selected, "train_run")

@@ -5,7 +5,8 @@ import streamlit as st
 from mnist_core import charts, compare, reference, runs, ui
 
 ui.page_setup("Compare")
-all_runs = [run for run in runs.list_runs() if run.epochs and not run.damaged]
+# Imported models have no curves: they join the summary table.
+all_runs = [run for run in runs.list_runs() if (run.epochs or run.state == runs.IMPORTED) and not run.damaged]
 by_id = {run.run_id: run for run in all_runs}
 
 pick_runs, pick_published = st.columns([2, 1])
@@ -51,11 +52,13 @@ chosen_runs = [by_id[run_id] for run_id in chosen]
 series = compare.run_series(chosen_runs) + compare.published_series(
     published, compare.epochs_of(chosen_runs) if clip else None
 )
-if not series:
+if not series and not chosen_runs:
     st.info("Choose at least one run or published curve.")
     st.stop()
 x_axis = x_axis or "epoch"
-if layout == "Side by side":
+if not series:
+    st.caption("Imported models have no curves: they are compared in the table below.")
+elif layout == "Side by side":
     st.plotly_chart(charts.side_by_side_figure(series, x_axis, smoothing, height=640), key="compare_grid")
 else:
     left, right = st.columns(2)

@@ -16,6 +16,9 @@ run = ui.pick_run(
 if run is None:
     ui.no_runs_yet("trained models")
     st.stop()
+if board := evaluate.leaderboard(with_model):
+    with st.expander(f"Leaderboard · {len(board)} model(s) scored on the test set", icon=":material/leaderboard:"):
+        st.dataframe(board, hide_index=True, width="stretch")
 
 result = evaluate.stored_evaluation(run)
 if result is None:
@@ -37,7 +40,8 @@ columns[0].metric("Test accuracy", ui.percent(result["accuracy"]))
 columns[1].metric("Test loss", f"{result['loss']:.4f}")
 columns[2].metric("Misclassified", f"{len(result['misclassified']):,}", help=f"of {result['count']:,} test digits")
 columns[3].metric("Scored in", f"{result['seconds']:.2f} s")
-st.caption(f"Model {result['model']} after {result['epochs_done']} epochs, evaluated {result['evaluated_at']}.")
+trained = "imported" if run.state == runs.IMPORTED else f"after {result['epochs_done']} epochs"
+st.caption(f"Model {result['model']} ({trained}), evaluated {result['evaluated_at']}.")
 
 choices = ["any", *range(10)]
 true_digit, predicted_digit = (st.session_state.get(key, "any") for key in ("evaluate_true", "evaluate_predicted"))

@@ -3,7 +3,6 @@
 import streamlit as st
 
 from mnist_core import charts, evaluate, models, predict, runs, ui
-from mnist_core.architectures import get_architecture
 
 CANVAS_SIZE = 280
 CLEAR_SHORTCUT = "Backspace"
@@ -94,9 +93,7 @@ for i, other in enumerate(with_model):
         continue
     with tiles[i % TILES_PER_ROW]:
         top = int(probs.argmax())
-        st.markdown(
-            f"**{top}** · {ui.percent(float(probs[top]))}  \n{get_architecture(other.config.architecture).title}"
-        )
+        st.markdown(f"**{top}** · {ui.percent(float(probs[top]))}  \n{other.architecture_title}")
         st.plotly_chart(
             charts.probability_figure(probs, height=170, title=other.run_id),
             key=f"draw_all_{other.run_id}",

@@ -378,3 +378,29 @@ def test_worker_start_removes_stale_temp_files(trained_run, runs_dir, reaper):
     assert not any(path.exists() for path in stale)
     kill_processes(run)
     assert json.loads(run.file(runfiles.STATUS).read_text())["state"] == runs.FINISHED
+
+
+@pytest.mark.parametrize("upload_fits", [False, True], ids=["full", "room-for-the-upload-only"])
+def test_full_disk_import_says_so_and_leaves_nothing(small_disk, tmp_path, upload_fits):
+    """A full disk refuses an import in one line, whether the upload itself or the model saved from it does not
+    fit; nothing half-made stays in the runs folder and the runs already there are untouched."""
+    from mnist_core import imported
+    from mnist_core.tfimport import import_keras
+
+    keras = import_keras()
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, "softmax")])
+    model.save(tmp_path / "model.keras")
+    root = small_disk / "runs"
+    healthy = control.create_run(TrainConfig.for_architecture("mlp", epochs=1, train_subset=600), root)
+    filler = fill(small_disk)
+    if upload_fits:  # room for the staged upload (whole 4 KB pages), not for the model saved from it as well
+        room = (tmp_path / "model.keras").stat().st_size + 8192
+        with open(filler, "r+b") as handle:
+            handle.truncate(filler.stat().st_size - room)
+    with pytest.raises(control.StorageError, match="No space left on device") as caught:
+        imported.import_file(tmp_path / "model.keras", root=root)
+    assert "\n" not in str(caught.value)
+    assert str(tmp_path) not in str(caught.value)  # the disk that is full is the runs folder's, not the file's
+    assert sorted(entry.name for entry in root.iterdir() if entry.name != runfiles.ROOT_LOCK) == [healthy.run_id]
+    filler.unlink()
+    assert imported.import_file(tmp_path / "model.keras", root=root).state == runs.IMPORTED  # once there is room

@@ -612,7 +612,24 @@ def test_with_two_damaged_files_the_problem_names_the_first_one_read(tmp_path):
     path = write_run(tmp_path, "20260101-100000-mlp-0001", "2026-01-01T10:00:00")
     (path / runfiles.STATUS).write_text("null")
     (path / runfiles.CONFIG).write_text("{")
-    assert runs.read_run(path).problem.startswith(f"{runfiles.CONFIG}: not valid JSON")  # config is read first
+    assert runs.read_run(path).problem.startswith(f"{runfiles.STATUS}: holds null")  # status is read first
+    storage.write_json_atomic(path / runfiles.STATUS, {"state": runs.FINISHED, "created": "x"})
+    assert runs.read_run(path).problem.startswith(f"{runfiles.CONFIG}: not valid JSON")
+
+
+def test_an_imported_run_needs_no_config_but_its_record(tmp_path):
+    path = tmp_path / "20260101-100000-imported-0001"
+    path.mkdir()
+    storage.write_json_atomic(path / runfiles.STATUS, {"state": runs.IMPORTED, "created": "x"})
+    assert runs.read_run(path).problem == f"{runfiles.IMPORTED}: missing"
+    record = {"source": "a.keras", "format": "keras model", "architecture": None, "parameters": 7850}
+    storage.write_json_atomic(path / runfiles.IMPORTED, record)
+    run = runs.read_run(path)
+    assert not run.damaged and run.config is None and run.parameters == 7850 and run.architecture is None
+    storage.write_json_atomic(path / runfiles.IMPORTED, {**record, "parameters": "many"})
+    assert runs.read_run(path).problem.startswith(f"{runfiles.IMPORTED}: parameters is 'many'")
+    storage.write_json_atomic(path / runfiles.STATUS, {"state": runs.FINISHED, "created": "x"})
+    assert runs.read_run(path).problem == f"{runfiles.CONFIG}: missing"  # a run trained here needs its config
 
 
 def test_a_missing_status_or_config_is_named(tmp_path):
@@ -744,16 +761,17 @@ def test_stored_evaluation_is_kept_only_for_the_current_model():
     assert stored_evaluation(snapshot_run("b", vals=(0.9,))) is None
 
 
-def test_count_by_state_lists_every_state_and_damaged_only_when_present():
+def test_count_by_state_lists_every_training_state_and_imported_or_damaged_only_when_present():
     config = TrainConfig.for_architecture("mlp", epochs=1)
     states = [runs.FINISHED, runs.FINISHED, runs.QUEUED]
     made = [runs.Run(Path(f"/r/{i}"), config, {"state": s}, {}, (), None, frozenset()) for i, s in enumerate(states)]
     counts = runs.count_by_state(made)
-    assert list(counts) == list(runs.STATES)
+    assert list(counts) == [state for state in runs.STATES if state != runs.IMPORTED]
     assert counts[runs.FINISHED] == 2 and counts[runs.QUEUED] == 1 and sum(counts.values()) == 3
     damaged = runs.Run(Path("/r/x"), None, {}, {}, (), None, frozenset(), problem="status.json: null")
-    with_damaged = runs.count_by_state([*made, damaged])
-    assert with_damaged[runs.DAMAGED] == 1 and list(with_damaged)[-1] == runs.DAMAGED
+    outside = runs.Run(Path("/r/y"), None, {"state": runs.IMPORTED}, {}, (), None, frozenset())
+    with_both = runs.count_by_state([*made, damaged, outside])
+    assert with_both[runs.DAMAGED] == 1 and with_both[runs.IMPORTED] == 1 and sum(with_both.values()) == 5
 
 
 def test_a_given_name_replaces_the_short_name_in_legends_and_chips():

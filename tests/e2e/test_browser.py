@@ -555,6 +555,53 @@ def test_label_then_delete_a_run_from_the_train_page_and_undo(page: Page, server
     control.delete_run(copy_id, server.runs_dir)
 
 
+def test_import_a_model_through_the_file_chooser(page: Page, server, finished_runs, tmp_path, shoot):
+    """A model file chosen in the browser's file chooser: a Lambda model is refused in one line (its code never
+    runs), a plain one becomes an imported run, opened at once and one click from Evaluate."""
+    import keras
+
+    marker = tmp_path / "marker"
+    inner = keras.layers.Lambda(eval(f"lambda x: (open({str(marker)!r}, 'w').write('ran'), x)[1]"))
+    lambda_model = keras.Sequential([keras.Input((28, 28, 1)), inner, keras.layers.Flatten(), keras.layers.Dense(10)])
+    lambda_model.save(tmp_path / "sneaky.keras")
+    plain = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(10, "softmax")])
+    plain.save(tmp_path / "notebook_mlp.keras")
+    marker.unlink(missing_ok=True)
+    before = {run.run_id for run in runs.list_runs(server.runs_dir)}
+
+    open_page(page, server, "/Train")
+    page.get_by_text("Bring in a model trained elsewhere").click()
+    uploader = page.locator(".st-key-train_import_file_0")
+    for name in ("sneaky.keras", "notebook_mlp.keras"):
+        if name == "notebook_mlp.keras":  # remove the refused file, then choose the next one
+            uploader.get_by_role("button", name="Remove sneaky.keras").click()
+        with page.expect_file_chooser() as chooser:
+            uploader.get_by_role("button", name=re.compile("Browse files|Upload")).click()
+        chooser.value.set_files(tmp_path / name)
+        expect(uploader).to_contain_text(name)
+        if name == "notebook_mlp.keras":
+            page.get_by_label("Name", exact=True).first.fill("notebook MLP")
+        page.locator(".st-key-train_import_button button").click()
+        wait_for_app(page)
+        if name == "sneaky.keras":
+            expect(page.get_by_text("Cannot import sneaky.keras: has a Lambda layer")).to_be_visible()
+            shoot(page, "refused")
+            assert {run.run_id for run in runs.list_runs(server.runs_dir)} == before and not marker.exists()
+    expect(selectbox(page, "Run")).to_have_value(re.compile(r"notebook MLP .* · imported · Imported model"))
+    expect(page.get_by_text("From notebook_mlp.keras (keras model) · 7,850 parameters")).to_be_visible()
+    expect(page.locator(".st-key-train_import_file_1")).not_to_contain_text("notebook_mlp.keras")  # emptied
+    expect(page.locator(".st-key-train_import_button button")).to_be_disabled()
+    (new_run,) = [run for run in runs.list_runs(server.runs_dir) if run.run_id not in before]
+    assert (new_run.state, new_run.name, new_run.imported["input_shape"]) == (runs.IMPORTED, "notebook MLP", [28, 28])
+    assert not marker.exists()
+    shoot(page, "imported")
+    page.get_by_role("link", name="Evaluate it").click()
+    wait_for_app(page)
+    expect(selectbox(page, "Run (its best model by validation accuracy)")).to_have_value(re.compile("notebook MLP"))
+    no_exception(page)
+    control.delete_run(new_run.run_id, server.runs_dir)
+
+
 # ---------------------------------------------------------------- last: the server's own output
 
 
