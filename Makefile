@@ -10,7 +10,7 @@ export MNIST_DATA_DIR := $(abspath ../shared/data/mnist)
 endif
 endif
 
-.PHONY: run share-check test install install-dev chromium lint bench
+.PHONY: run share-check test install install-dev chromium postgresql lint bench
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,11 +42,17 @@ chromium:
 	  SUDO=$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null; }
 
+# Debian's PostgreSQL for the multi-machine sweep tests (the tests start and stop their own server).
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || { \
+	  SUDO=$$(command -v sudo >/dev/null && [ "$$(id -u)" != 0 ] && echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql >/dev/null; }
+
 lint: install-dev
 	$(VENV)/bin/ruff check --output-format concise .
 	$(VENV)/bin/ruff format --check .
 
-test: install-dev chromium lint
+test: install-dev chromium postgresql lint
 	$(PY) -m pytest tests
 
 bench: install-dev chromium

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from mnist_core import access, control, export, imported
+from mnist_core import access, control, export, imported, sweeps
 from mnist_core import runs as runs_mod
 from mnist_core.architectures import ARCHITECTURES
 from mnist_core.config import ConfigError, TrainConfig
@@ -17,7 +17,7 @@ from mnist_core.data import DataError, load_mnist, to_model_input
 from mnist_core.evaluate import evaluate_run
 from mnist_core.labels import percent
 from mnist_core.models import ModelFileError
-from mnist_core.settings import OPTIMIZERS
+from mnist_core.settings import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS
 
 
 def progress_line(run: runs_mod.Run, width: int = 30) -> str:
@@ -195,6 +195,72 @@ def cmd_import(args) -> int:
     return 0
 
 
+def sweep_config(args) -> sweeps.SweepConfig:
+    """Return the SweepConfig the flags of `sweep start` ask for (the defaults where they are silent)."""
+    defaults = sweeps.SweepConfig(architecture=args.arch)
+    values = {
+        "architecture": args.arch,
+        "trials": args.trials,
+        "epochs": args.epochs,
+        "learning_rate": tuple(args.lr) if args.lr else None,
+        "batch_sizes": tuple(args.batch_sizes) if args.batch_sizes else None,
+        "optimizers": tuple(args.optimizers) if args.optimizers else None,
+        "lr_schedules": tuple(args.schedules) if args.schedules else None,
+        "augmentations": tuple(args.augmentations) if args.augmentations else None,
+        "sampler": args.sampler,
+        "pruning": not args.no_pruning,
+        "train_subset": args.subset,
+        "seed": args.seed,
+    }
+    return sweeps.SweepConfig(
+        **{key: getattr(defaults, key) if value is None else value for key, value in values.items()}
+    )
+
+
+def cmd_sweep(args) -> int:
+    """Start, follow, stop, resume or join a sweep, or print its trials."""
+    name, url, root = args.name, args.storage, args.runs_dir
+    if args.action == "start":
+        config = sweeps.SweepConfig.validated(sweep_config(args))
+        sweeps.create(name, config, url, root)
+        print(
+            f"sweep {name}: {config.trials} trials of {config.architecture} ({config.sampler}, pruning "
+            f"{'on' if config.pruning else 'off'}) in {sweeps.shown_url(sweeps.storage_url(url, root))}"
+        )
+    elif args.action == "resume":
+        config = sweeps.resume(name, args.more, url, root)
+        print(f"sweep {name}: now {config.trials} trials")
+    elif args.action == "stop":
+        running = sweeps.request_stop(name, url, root)
+        print(f"sweep {name}: stop requested ({running} trial(s) running stop within a batch or two)")
+        return 0
+    elif args.action == "status":
+        study, config = sweeps.load(name, url, root)
+        rows = sweeps.trial_rows(study)
+        done = sum(row["state"] in ("complete", "pruned") for row in rows)
+        print(
+            f"sweep {name}: {done} of {config.trials} trials done"
+            + (" · stopped" if sweeps.stop_requested(study) else "")
+        )
+        for trial in study.get_trials(deepcopy=False):
+            print(
+                sweeps.trial_line(trial)
+                + (f" · run {trial.user_attrs['run_id']}" if "run_id" in trial.user_attrs else "")
+            )
+        return 0
+    if args.action in ("start", "resume") and args.detach:
+        pid = sweeps.start_worker(name, url, root)
+        print(f"sweep {name}: worker {pid} started; `python -m mnist_core sweep status {name}` follows it")
+        return 0
+    trained = sweeps.work(name, url, root, report=print)
+    best = sweeps.best_trial(sweeps.load(name, url, root)[0])
+    print(
+        f"sweep {name}: this worker trained {trained} trial(s)"
+        + (f"; best: {sweeps.trial_line(best)} · run {best.user_attrs.get('run_id')}" if best else "")
+    )
+    return 0
+
+
 def cmd_architectures(args) -> int:
     """Print the architecture registry."""
     for arch in ARCHITECTURES.values():
@@ -283,6 +349,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--architecture", choices=list(ARCHITECTURES), help="for a weights file (default: the one its weights fit)"
     )
     importer.set_defaults(func=cmd_import)
+    sweep = sub.add_parser("sweep", help="hyperparameter sweeps on Optuna: start, status, stop, resume, worker")
+    sweep.add_argument("action", choices=["start", "status", "stop", "resume", "worker"])
+    sweep.add_argument("name", help="the sweep's name (1-24 lower-case letters, digits, '-' or '_')")
+    sweep.add_argument("--storage", help="Optuna storage URL (default: $MNIST_SWEEP_STORAGE, else runs/sweeps.db)")
+    sweep.add_argument("--arch", choices=list(ARCHITECTURES), help="start: the architecture")
+    sweep.add_argument("--trials", type=int, help="start: how many trials (default 8)")
+    sweep.add_argument("--epochs", type=int, help="start: epochs per trial (default 1)")
+    sweep.add_argument("--lr", type=float, nargs=2, metavar=("LOW", "HIGH"), help="start: learning-rate range (log)")
+    sweep.add_argument("--batch-sizes", type=int, nargs="+", help="start: batch sizes to choose from")
+    sweep.add_argument("--optimizers", nargs="+", choices=OPTIMIZERS, help="start: optimizers to choose from")
+    sweep.add_argument("--schedules", nargs="+", choices=LR_SCHEDULES, help="start: learning-rate schedules")
+    sweep.add_argument("--augmentations", nargs="+", choices=AUGMENTATIONS, help="start: augmentations")
+    sweep.add_argument("--sampler", choices=sweeps.SAMPLERS, help="start: tpe (default), random or grid")
+    sweep.add_argument("--no-pruning", action="store_true", help="start: train every trial to its last epoch")
+    sweep.add_argument("--subset", type=int, help="start: train on the first N of the 54,000 images")
+    sweep.add_argument("--seed", type=int, help="start: the seed of every trial's run")
+    sweep.add_argument("--more", type=int, default=4, help="resume: trials to add (default 4)")
+    sweep.add_argument("--detach", action="store_true", help="start / resume: train in a background worker")
+    sweep.set_defaults(func=cmd_sweep)
     sub.add_parser("architectures", help="list the architectures").set_defaults(func=cmd_architectures)
     password = sub.add_parser("password", help="hash a password for shared (classroom) mode")
     password.add_argument("--admin", action="store_true", help="the admin password (may stop anyone's runs)")

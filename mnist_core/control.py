@@ -84,12 +84,21 @@ def _write_status(path: Path, status: dict) -> None:
 
 
 def _current(path: Path, actor: Actor | None = None, verb: str = "change") -> Run:
-    """Return a fresh snapshot of the run at `path`; RunError when it is damaged or `actor` may not `verb` it."""
+    """Return a fresh snapshot of the run at `path`; RunError when it is gone (another tab deleted it meanwhile),
+    damaged, or `actor` may not `verb` it."""
+    _check_still_there(path)
     run = read_run(path)
     if run.damaged:
         raise RunError(f"run {run.run_id} is damaged ({run.problem}); it can only be deleted")
     _check_actor(run, actor, verb)
     return run
+
+
+def _check_still_there(path: Path) -> None:
+    """Raise RunError when the run folder at `path` is gone (checked under the lock: found before it, it may have
+    been deleted since)."""
+    if not is_run_folder(path):
+        raise RunError(f"no run {path.name} in {path.parent} (it was just deleted)")
 
 
 def _check_actor(run: Run, actor: Actor | None, verb: str) -> None:
@@ -139,15 +148,28 @@ def _check_quota(root: Path, actor: Actor | None) -> None:
 
 
 def create_run(config: TrainConfig, root: Path | str | None = None, actor: Actor | None = None) -> Run:
-    """Return a new queued run folder for `config` (validated), owned by `actor`; nothing is started yet.
+    """Return a new queued run folder for `config` (validated), owned by `actor`; nothing is started yet."""
+    return _create(config, resolve_root(root), actor)[0]
+
+
+def create_trial_run(config: TrainConfig, sweep: str, trial: int, root: Path | str | None = None) -> tuple[Run, int]:
+    """Return (a new run for trial `trial` of sweep `sweep`, already running for this process to train, the fd
+    of its worker.lock: close it once the run has ended). The queue never starts it."""
+    run, lock_fd = _create(config, resolve_root(root), None, {"sweep": sweep, "trial": trial})
+    return run, lock_fd
+
+
+def _create(config: TrainConfig, root: Path, actor: Actor | None, sweep: dict | None = None) -> tuple[Run, int | None]:
+    """Return (a new run folder for `config`: queued, or for a sweep's trial running with its worker.lock held,
+    that lock's fd or None).
 
     The folder is filled under a hidden name and renamed into place, so a reader never meets a half-made
     run and a failed write (disk full) leaves nothing behind."""
     config = config.validated()
-    root = resolve_root(root)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     final = root / f"{stamp}-{config.architecture}-{secrets.token_hex(2)}"
     staging = root / f"{runfiles.CREATING_PREFIX}{final.name}"
+    lock_fd = None
     try:
         root.mkdir(parents=True, exist_ok=True)
         with locked(root):
@@ -155,12 +177,18 @@ def create_run(config: TrainConfig, root: Path | str | None = None, actor: Actor
             staging.mkdir()
             storage.write_json_atomic(staging / runfiles.CONFIG, config.to_dict())
             status = {"state": QUEUED, "error": None, "pid": None, "created": now_iso(), "epochs_done": 0}
-            storage.write_json_atomic(staging / runfiles.STATUS, {**status, "owner": actor.id if actor else None})
+            status["owner"] = actor.id if actor else None
+            if sweep is not None:
+                lock_fd = _try_worker_lock(staging)  # a new file, so free; the lock goes with it through the rename
+                status.update(sweep, state=RUNNING, pid=os.getpid(), started=status["created"])
+            storage.write_json_atomic(staging / runfiles.STATUS, status)
             staging.rename(final)
     except OSError as error:
         shutil.rmtree(staging, ignore_errors=True)
+        if lock_fd is not None:
+            os.close(lock_fd)
         raise storage_error(error, "create the run") from error
-    return read_run(final)
+    return read_run(final), lock_fd
 
 
 def start_run(config: TrainConfig, root: Path | str | None = None, actor: Actor | None = None) -> Run:
@@ -274,6 +302,7 @@ def delete_run(run_id: str, root: Path | str | None = None, actor: Actor | None 
     path = run_path(run_id, root)
     trash = path.parent / runfiles.TRASH
     with locked(path.parent):
+        _check_still_there(path)
         run = read_run(path)
         _check_actor(run, actor, "delete")
         if not run.damaged and run.state in ACTIVE_STATES:

@@ -44,6 +44,8 @@ ROOT_LOCK = ".lock"
 CREATING_PREFIX = ".creating-"
 TRASH = ".trash"
 TRASH_KEPT = 20  # the newest deletions kept for undo; each deletion empties the trash past these
+SWEEPS_DB = "sweeps.db"  # the sweeps' Optuna storage (SQLite) when no other is configured
+SWEEP_LOGS = ".sweeps"  # NAME.log: the output of a sweep's background workers
 
 EPOCH_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds", "elapsed", "learning_rate"]
 CHECKPOINT_PATTERN = re.compile(r"^epoch-(\d{4,})\.keras$")

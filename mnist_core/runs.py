@@ -19,10 +19,11 @@ from mnist_core.labels import short_name
 from mnist_core.settings import runs_root
 
 QUEUED, RUNNING, FINISHED, STOPPED, FAILED = "queued", "running", "finished", "stopped", "failed"
+PRUNED = "pruned"  # a sweep's trial stopped early: its validation accuracy trailed the other trials'
 IMPORTED = "imported"  # a model trained elsewhere: a model file and imported.json, no config and no curves
-STATES = (QUEUED, RUNNING, FINISHED, STOPPED, FAILED, IMPORTED)
+STATES = (QUEUED, RUNNING, FINISHED, STOPPED, FAILED, PRUNED, IMPORTED)
 ACTIVE_STATES = (QUEUED, RUNNING)
-DONE_STATES = (FINISHED, STOPPED, FAILED)
+DONE_STATES = (FINISHED, STOPPED, FAILED, PRUNED)
 DAMAGED = "damaged"  # never stored: what a run whose files cannot be read shows as
 
 # The type every known field of status.json and progress.json must have (None allowed where listed).
@@ -39,6 +40,8 @@ STATUS_FIELDS = {
     "best_val_accuracy": (*_NUMBER, type(None)),
     "continued_at_epoch": (int, type(None)),
     "owner": (str, type(None)),
+    "sweep": (str, type(None)),  # a sweep's trial: the sweep's name and the trial's number
+    "trial": (int, type(None)),
 }
 PROGRESS_FIELDS = {"epoch": int, "batch": int, "steps_per_epoch": int, "loss": _NUMBER, "accuracy": _NUMBER}
 LABELS_FIELDS = {"name": str, "note": str, "tags": list}
@@ -401,9 +404,9 @@ def filter_runs(all_runs: list[Run], tags=(), architectures=(), states=()) -> li
 
 
 def count_by_state(all_runs: list[Run]) -> dict[str, int]:
-    """Return how many runs are in each state, every state of training listed ("imported" and "damaged" only
-    when there is one)."""
-    counts = dict.fromkeys((state for state in STATES if state != IMPORTED), 0)
+    """Return how many runs are in each state, every state of training listed ("pruned", "imported" and
+    "damaged" only when there is one)."""
+    counts = dict.fromkeys((state for state in STATES if state not in (PRUNED, IMPORTED)), 0)
     for run in all_runs:
         counts[run.state] = counts.get(run.state, 0) + 1
     return counts

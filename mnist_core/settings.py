@@ -18,6 +18,8 @@ DEFAULT_MAX_CONCURRENT_RUNS = 1  # two cores: a second run would only halve both
 MAX_QUEUED_ENV = "MNIST_MAX_QUEUED_PER_SESSION"
 DEFAULT_MAX_QUEUED_PER_SESSION = 3  # in a shared classroom, one browser cannot fill the queue
 
+SWEEP_STORAGE_ENV = "MNIST_SWEEP_STORAGE"  # an Optuna storage URL shared by many machines (postgresql://...)
+
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
 TRAIN_IMAGES = 60_000
@@ -60,3 +62,8 @@ def max_concurrent_runs() -> int:
 def max_queued_per_owner() -> int:
     """Return how many runs one browser session may have queued or running (MNIST_MAX_QUEUED_PER_SESSION)."""
     return _positive_int_env(MAX_QUEUED_ENV, DEFAULT_MAX_QUEUED_PER_SESSION)
+
+
+def sweep_storage_url() -> str | None:
+    """Return the sweeps' storage URL from MNIST_SWEEP_STORAGE, None when unset (SQLite in the runs folder)."""
+    return os.environ.get(SWEEP_STORAGE_ENV, "").strip() or None

@@ -24,7 +24,7 @@ from mnist_core import control, runfiles, storage
 from mnist_core.architectures import build_model
 from mnist_core.config import TrainConfig
 from mnist_core.data import load_mnist, split, to_model_input
-from mnist_core.runs import FINISHED, STOPPED, RunError, read_run
+from mnist_core.runs import FINISHED, PRUNED, STOPPED, RunError, read_run
 from mnist_core.settings import EVALUATION_BATCH_SIZE, METRICS_EVERY_BATCHES, METRICS_EVERY_SECONDS, NUM_CLASSES
 
 ONE_CYCLE_WARMUP = 0.1  # share of the cycle's steps spent warming the learning rate up
@@ -304,6 +304,20 @@ def restore(path: Path, config: TrainConfig, rows: list[dict]):
     return model, start
 
 
+class EpochHook(keras.callbacks.Callback):
+    """After each epoch is recorded, calls on_epoch(epoch, val_accuracy); training stops when it returns True
+    (a sweep prunes the trial)."""
+
+    def __init__(self, on_epoch):
+        super().__init__()
+        self.on_epoch, self.pruned = on_epoch, False
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.on_epoch(epoch + 1, float((logs or {})["val_accuracy"])):
+            self.pruned = True
+            self.model.stop_training = True
+
+
 def drop_past(path: Path, epoch: int, rows: list[dict]) -> list[dict]:
     """Drop every record past the end of `epoch`: rows, running-curve points, later checkpoints, progress."""
     kept = rows[:epoch]
@@ -318,8 +332,9 @@ def drop_past(path: Path, epoch: int, rows: list[dict]) -> list[dict]:
     return kept
 
 
-def train_run(path: Path) -> str:
-    """Train the run in `path` to its configured epochs, resuming from its last checkpoint; return its state."""
+def train_run(path: Path, on_epoch=None) -> str:
+    """Train the run in `path` to its configured epochs, resuming from its last checkpoint; return its state.
+    `on_epoch(epoch, val_accuracy)`, if given, is called after each epoch and prunes the run by returning True."""
     run = read_run(path)
     if run.damaged:
         raise RunError(f"run {run.run_id} is damaged: {run.problem}")
@@ -332,7 +347,9 @@ def train_run(path: Path) -> str:
     control.update_status(path, epochs_done=start, error=None)
     previous_elapsed = rows[-1]["elapsed"] if rows else 0.0
     # The recorder writes TensorBoard logs itself: Keras' TensorBoard callback costs a summary op per batch.
-    callbacks = [RunRecorder(path, config, rows, previous_elapsed)]
+    callbacks = [RunRecorder(path, config, rows, previous_elapsed)]  # first: an epoch is on disk before the hook
+    hook = EpochHook(on_epoch) if on_epoch else None
+    callbacks += [hook] if hook else []
     if config.augmentation == "shift":
         train_data = {"x": ShiftedDigits(x_train, y_train, config.batch_size, config.seed)}
     else:
@@ -350,6 +367,8 @@ def train_run(path: Path) -> str:
         )
     except StopRequested:
         state = STOPPED
+    if hook and hook.pruned:
+        state = PRUNED
     save_for_use(model, path / runfiles.FINAL_MODEL)
     if not (path / runfiles.BEST_MODEL).exists():
         save_for_use(model, path / runfiles.BEST_MODEL)

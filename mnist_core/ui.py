@@ -55,6 +55,7 @@ STATE_ICONS = {
     "stopped": ":material/stop_circle:",
     "failed": ":material/cancel:",
     "damaged": ":material/warning:",
+    "pruned": ":material/content_cut:",
     "imported": ":material/upload_file:",
 }
 STATE_MARKS = {
@@ -64,6 +65,7 @@ STATE_MARKS = {
     "stopped": "■",
     "failed": "✗",
     "damaged": "⚠",
+    "pruned": "✂",
     "imported": "⇪",
 }
 PAGES = {

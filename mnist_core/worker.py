@@ -42,16 +42,15 @@ def device_line() -> str:
     return f"training on {len(gpus)} GPU(s)" if gpus else "no GPU found, training on the CPU"
 
 
-def main(run_dir: str) -> int:
-    """Train the run in `run_dir` and record how it ended; return the exit code."""
-    path = Path(run_dir).resolve()
+def train_here(path: Path, on_epoch=None) -> str:
+    """Train the run at `path` (running, its worker.lock held by this process) in this process and record how it
+    ended; return the state it ended in. `on_epoch` as in training.train_run."""
     try:
-        print(f"{control.now_iso()} training {path.name}: {device_line()}", flush=True)
         from mnist_core.training import train_run
 
-        state = train_run(path)
+        state = train_run(path, on_epoch)
         control.transition(path, state, (RUNNING,), error=None, ended=control.now_iso())
-        return 0
+        return state
     except Exception as error:  # noqa: BLE001 - any failure must be recorded, never lost
         message = describe(error)
         with suppress(OSError):
@@ -60,10 +59,17 @@ def main(run_dir: str) -> int:
             control.transition(path, FAILED, (RUNNING,), error=message, ended=control.now_iso())
         except (RunError, OSError):
             tell_supervisor(message)
-        return 1
+        return FAILED
     finally:
         with suppress(OSError):
             (path / runfiles.STOP).unlink(missing_ok=True)
+
+
+def main(run_dir: str) -> int:
+    """Train the run in `run_dir` and record how it ended; return the exit code."""
+    path = Path(run_dir).resolve()
+    print(f"{control.now_iso()} training {path.name}: {device_line()}", flush=True)
+    return 1 if train_here(path) == FAILED else 0
 
 
 if __name__ == "__main__":

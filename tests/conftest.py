@@ -141,3 +141,39 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+def _as_postgres(*command: str, **kwargs) -> subprocess.CompletedProcess:
+    """Run a PostgreSQL tool as the `postgres` user (initdb and pg_ctl refuse root); fail the test with its output."""
+    result = subprocess.run(["runuser", "-u", "postgres", "--", *command], capture_output=True, text=True, **kwargs)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """Return the URL of a real PostgreSQL server (Debian's package, installed by `make test`), started for the
+    session in a fresh folder on a free port of 127.0.0.1 and stopped at the end."""
+    import socket
+    import tempfile
+
+    binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    assert binaries, "PostgreSQL is not installed: `make test` installs Debian's postgresql package"
+    bin_dir = binaries[-1].parent
+    folder = Path(tempfile.mkdtemp(prefix="mnist-postgres-"))  # not under pytest's root-only tmp folders
+    shutil.chown(folder, "postgres", "postgres")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = folder / "data"
+    _as_postgres(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync")
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    _as_postgres(
+        str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "server.log"), "-o", options, "-w", "start"
+    )
+    try:
+        _as_postgres(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "sweeps")
+        yield f"postgresql://postgres@127.0.0.1:{port}/sweeps"
+    finally:
+        _as_postgres(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(folder, ignore_errors=True)

@@ -766,7 +766,7 @@ def test_count_by_state_lists_every_training_state_and_imported_or_damaged_only_
     states = [runs.FINISHED, runs.FINISHED, runs.QUEUED]
     made = [runs.Run(Path(f"/r/{i}"), config, {"state": s}, {}, (), None, frozenset()) for i, s in enumerate(states)]
     counts = runs.count_by_state(made)
-    assert list(counts) == [state for state in runs.STATES if state != runs.IMPORTED]
+    assert list(counts) == [state for state in runs.STATES if state not in (runs.PRUNED, runs.IMPORTED)]
     assert counts[runs.FINISHED] == 2 and counts[runs.QUEUED] == 1 and sum(counts.values()) == 3
     damaged = runs.Run(Path("/r/x"), None, {}, {}, (), None, frozenset(), problem="status.json: null")
     outside = runs.Run(Path("/r/y"), None, {"state": runs.IMPORTED}, {}, (), None, frozenset())

@@ -1,0 +1,179 @@
+"""Sweeps on Optuna, for real: SQLite by default, a real PostgreSQL server shared by two worker processes, a
+worker killed mid-trial, stop and resume, and every refusal in one line."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO_ROOT, run_cli, wait_until
+
+from mnist_core import runfiles, runs, sweeps
+
+QUICK = ["--arch", "mlp", "--epochs", "1", "--subset", "2000"]
+
+
+def best_in_epochs_csv(run: runs.Run) -> float:
+    """Return the best val_accuracy in a run's epochs.csv, read with the csv module (not the studio's reader)."""
+    with open(run.file(runfiles.EPOCHS), newline="") as handle:
+        return max(float(row["val_accuracy"]) for row in csv.DictReader(handle))
+
+
+def sweep_runs(root, name: str) -> list[runs.Run]:
+    """Return the runs of sweep `name` in the runs folder `root`, by trial number."""
+    found = [run for run in runs.list_runs(root) if run.status.get("sweep") == name]
+    return sorted(found, key=lambda run: run.status["trial"])
+
+
+def test_the_documented_sweep_runs_its_trials_as_runs_and_finds_the_best(runs_dir):
+    result = run_cli("sweep", "start", "first", *QUICK, "--trials", "4", runs_root=runs_dir, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    study, config = sweeps.load("first", root=runs_dir)
+    assert (runs_dir / runfiles.SWEEPS_DB).is_file()  # SQLite in the runs folder: nothing to set up
+    counted = [trial for trial in study.trials if trial.state.name in ("COMPLETE", "PRUNED")]
+    assert len(counted) == 4 == len(study.trials) and config.trials == 4
+    folders = sweep_runs(runs_dir, "first")
+    assert [run.status["trial"] for run in folders] == [0, 1, 2, 3]
+    by_number = {trial.number: trial for trial in study.trials}
+    for run in folders:
+        trial = by_number[run.status["trial"]]
+        assert trial.user_attrs["run_id"] == run.run_id and "sweep-first" in run.tags
+        assert run.state == {"COMPLETE": runs.FINISHED, "PRUNED": runs.PRUNED}[trial.state.name]
+        assert run.config.learning_rate == pytest.approx(trial.params["learning_rate"])
+        assert run.config.train_subset == 2000 and run.config.epochs == 1
+    best = sweeps.best_trial(study)
+    best_run = next(run for run in folders if run.run_id == best.user_attrs["run_id"])
+    assert best.value == pytest.approx(best_in_epochs_csv(best_run), abs=1e-7)
+    assert best.value == pytest.approx(max(best_in_epochs_csv(run) for run in folders if run.state == runs.FINISHED))
+
+    status = run_cli("sweep", "status", "first", runs_root=runs_dir)
+    lines = status.stdout.strip().splitlines()
+    assert lines[0] == "sweep first: 4 of 4 trials done" and len(lines) == 5
+    assert all(f"trial {n}: " in lines[n + 1] for n in range(4))
+
+
+@pytest.mark.parametrize(
+    ("flags", "reason"),
+    [
+        (["--lr", "0.1", "0.001"], "the range is inverted (0.1 > 0.001)"),
+        (["--lr", "0", "0.1"], "the range must be above 0"),
+        (["--lr", "0.01", "0.01"], "is empty"),
+        (["--batch-sizes", "64", "5000"], "batch sizes: choose at least one, each from 1 to 2,000"),
+        (["--trials", "0"], "trials: must be a whole number >= 1"),
+    ],
+)
+def test_a_bad_search_space_is_refused_in_one_line_and_starts_nothing(runs_dir, flags, reason):
+    result = run_cli("sweep", "start", "bad", *QUICK, *flags, runs_root=runs_dir, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert reason in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert runs.list_runs(runs_dir) == [] and not (runs_dir / runfiles.SWEEPS_DB).exists()
+
+
+def test_names_parameters_and_storage_are_checked_before_anything_starts(runs_dir):
+    with pytest.raises(sweeps.SweepError, match="unknown parameter 'momentum'"):
+        sweeps.SweepConfig.from_dict({"architecture": "mlp", "momentum": 0.9})
+    with pytest.raises(sweeps.SweepError, match="sweep name 'Has Spaces'"):
+        sweeps.create("Has Spaces", sweeps.SweepConfig("mlp"), root=runs_dir)
+    sweeps.create("taken", sweeps.SweepConfig("mlp", trials=1), root=runs_dir)
+    with pytest.raises(sweeps.SweepError, match="a sweep named 'taken' exists already"):
+        sweeps.create("taken", sweeps.SweepConfig("mlp", trials=1), root=runs_dir)
+    started = time.monotonic()
+    result = run_cli(
+        "sweep", "start", "far", *QUICK, "--storage", "postgresql://someone:secret@127.0.0.1:9/none", runs_root=runs_dir
+    )
+    assert result.returncode == 2 and "cannot reach the sweep storage postgresql://someone:***@127.0.0.1:9/none" in (
+        result.stderr
+    )
+    assert "secret" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert time.monotonic() - started < 60
+    no_such = run_cli("sweep", "status", "nowhere", runs_root=runs_dir)
+    assert no_such.returncode == 2 and "no sweep named 'nowhere'" in no_such.stderr
+    assert runs.list_runs(runs_dir) == []
+
+
+def test_stop_ends_the_running_trial_within_a_batch_and_resume_adds_trials(runs_dir):
+    start = run_cli(
+        "sweep", "start", "halt", "--arch", "mlp", "--epochs", "8", "--subset", "2000", "--trials", "3",
+        "--detach", runs_root=runs_dir,
+    )  # fmt: skip
+    assert start.returncode == 0, start.stderr
+    running = wait_until(
+        lambda: [run for run in sweep_runs(runs_dir, "halt") if run.state == runs.RUNNING and run.epochs],
+        timeout=180,
+        what="the first trial's first epoch",
+    )
+    stop = run_cli("sweep", "stop", "halt", runs_root=runs_dir)
+    assert stop.returncode == 0 and "stop requested (1 trial(s) running" in stop.stdout
+    stopped = wait_until(
+        lambda: runs.read_run(running[0].path).state == runs.STOPPED, timeout=30, what="the trial to stop"
+    )
+    assert stopped and len(runs.read_run(running[0].path).epochs) < 8
+    time.sleep(sweeps.WATCH_SECONDS * 2)  # the worker would have taken another trial by now
+    assert len(sweep_runs(runs_dir, "halt")) == 1
+    study, _ = sweeps.load("halt", root=runs_dir)
+    assert [trial.state.name for trial in study.trials] == ["FAIL"]  # stopped: it does not count as a trial
+
+    resume = run_cli("sweep", "resume", "halt", "--more", "1", runs_root=runs_dir, timeout=600)
+    assert resume.returncode == 0, resume.stderr
+    assert "sweep halt: now 1 trials" in resume.stdout  # none was done: one more is one
+    study, _ = sweeps.load("halt", root=runs_dir)
+    assert [trial.state.name for trial in study.trials] == ["FAIL", "COMPLETE"]
+    assert [run.state for run in sweep_runs(runs_dir, "halt")] == [runs.STOPPED, runs.FINISHED]
+
+
+def worker(name: str, url: str, root) -> subprocess.Popen:
+    """Start `python -m mnist_core sweep worker NAME` with its own runs folder (a machine of its own)."""
+    env = dict(os.environ, MNIST_RUNS_DIR=str(root), MNIST_SWEEP_STORAGE=url)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mnist_core", "sweep", "worker", name],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_two_machines_share_a_postgresql_sweep_and_a_killed_workers_trial_is_retried(postgres_url, tmp_path):
+    first, second = tmp_path / "machine-1", tmp_path / "machine-2"
+    config = sweeps.SweepConfig("mlp", trials=4, epochs=3, train_subset=2000, pruning=False)
+    sweeps.create("shared", config, url=postgres_url)
+    killed = worker("shared", postgres_url, first)
+    survivor = worker("shared", postgres_url, second)
+    try:
+        victim = wait_until(
+            lambda: [run for run in sweep_runs(first, "shared") if run.state == runs.RUNNING and run.epochs],
+            timeout=240,
+            what="a trial on machine 1 to finish an epoch",
+        )[0]
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=30)
+        killed_at = time.monotonic()
+        output, _ = survivor.communicate(timeout=600)
+        assert survivor.returncode == 0, output
+    finally:
+        for process in (killed, survivor):
+            if process.poll() is None:
+                process.kill()
+    study, _ = sweeps.load("shared", url=postgres_url)
+    trials = study.trials
+    counted = [trial for trial in trials if trial.state.name == "COMPLETE"]
+    assert len(counted) == 4
+    lost = next(trial for trial in trials if trial.user_attrs.get("run_id") == victim.run_id)
+    assert lost.state.name == "FAIL"  # noticed by its missing heartbeat
+    retry = next(trial for trial in trials if trial.system_attrs.get("failed_trial") == lost.number)
+    assert retry.state.name == "COMPLETE" and retry.params == lost.params
+    assert retry.user_attrs["run_id"] in {run.run_id for run in sweep_runs(second, "shared")}
+    assert time.monotonic() - killed_at < 600
+    # Each trial number trained to completion once, by one machine; the killed one's run is its only other run.
+    completed_runs = [
+        run for root in (first, second) for run in sweep_runs(root, "shared") if run.state == runs.FINISHED
+    ]
+    assert sorted(run.status["trial"] for run in completed_runs) == sorted(trial.number for trial in counted)
+    assert len({run.status["trial"] for run in completed_runs}) == len(completed_runs)
+    assert "again: trial" in output  # the survivor said it took a dead worker's trial
