@@ -25,7 +25,7 @@ LAYOUT = {
 TITLE_PLACE = {"xref": "paper", "x": 0, "xanchor": "left", "yref": "paper", "y": 1, "yanchor": "bottom"}
 
 
-def _title(text: str, subtitle: str = "") -> dict:
+def chart_title(text: str, subtitle: str = "") -> dict:
     """Return a layout title `text` (and a smaller `subtitle` under it) on the plot area's top edge, below the
     toolbar's strip; a phone's width holds either line."""
     if not text:
@@ -112,7 +112,7 @@ def curves_figure(
                 )
             )
     figure.update_layout(
-        title=_title(METRIC_TITLES.get(metric, metric), "solid: validation · dotted: training"),
+        title=chart_title(METRIC_TITLES.get(metric, metric), "solid: validation · dotted: training"),
         xaxis_title=X_TITLES[x],
         height=height,
         **{**LAYOUT, "margin": {**LAYOUT["margin"], "t": 84}},  # room for the subtitle too
@@ -172,7 +172,7 @@ def batch_curve_figure(batches: list[dict], height: int = 300) -> go.Figure:
         title_text="accuracy", tickformat=percent_tick_format([row["accuracy"] for row in batches]), secondary_y=True
     )
     figure.update_layout(
-        title=_title("Running curve (every few batches)"), xaxis_title="Epoch", height=height, **LAYOUT
+        title=chart_title("Running curve (every few batches)"), xaxis_title="Epoch", height=height, **LAYOUT
     )
     return figure
 
@@ -193,7 +193,9 @@ def digit_figure(image: np.ndarray, height: int = 420, title: str = "") -> go.Fi
     )
     figure.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False, showgrid=False, zeroline=False)
     figure.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    figure.update_layout(height=height, title=_title(title), margin={"l": 0, "r": 0, "t": 64 if title else 0, "b": 0})
+    figure.update_layout(
+        height=height, title=chart_title(title), margin={"l": 0, "r": 0, "t": 64 if title else 0, "b": 0}
+    )
     return figure
 
 
@@ -307,7 +309,7 @@ def probability_figure(probs: np.ndarray, height: int = 260, title: str = "") ->
         )
     )
     figure.update_layout(
-        title=_title(title),
+        title=chart_title(title),
         xaxis={"dtick": 1, "title": "digit"},
         yaxis={"range": [0, 1.15], "tickformat": ".0%"},
         height=height,

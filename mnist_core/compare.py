@@ -23,6 +23,14 @@ def best_run_ids(candidates: list[Run], count: int = BEST_SHOWN) -> list[str]:
     return [run.run_id for run in ranked[:count]]
 
 
+def opening_run_ids(candidates: list[Run], asked: str | None = None) -> list[str]:
+    """Return the runs Compare opens on: `asked` (a link's ?run=) first when it is one of them, then the best."""
+    best = best_run_ids(candidates)
+    if asked in {run.run_id for run in candidates}:
+        return [asked, *[run_id for run_id in best if run_id != asked]]
+    return best
+
+
 def epochs_of(selected: list[Run]) -> int | None:
     """Return the most epochs any of `selected` has finished, None when there are no runs."""
     return max((len(run.epochs) for run in selected), default=None) or None

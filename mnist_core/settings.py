@@ -19,6 +19,7 @@ MAX_QUEUED_ENV = "MNIST_MAX_QUEUED_PER_SESSION"
 DEFAULT_MAX_QUEUED_PER_SESSION = 3  # in a shared classroom, one browser cannot fill the queue
 
 SWEEP_STORAGE_ENV = "MNIST_SWEEP_STORAGE"  # an Optuna storage URL shared by many machines (postgresql://...)
+SWEEP_ARTIFACTS_ENV = "MNIST_SWEEP_ARTIFACTS"  # a folder every machine mounts: trials' models for the dashboard
 
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
@@ -67,3 +68,9 @@ def max_queued_per_owner() -> int:
 def sweep_storage_url() -> str | None:
     """Return the sweeps' storage URL from MNIST_SWEEP_STORAGE, None when unset (SQLite in the runs folder)."""
     return os.environ.get(SWEEP_STORAGE_ENV, "").strip() or None
+
+
+def sweep_artifacts_dir() -> Path | None:
+    """Return the shared folder of sweep trials' models from MNIST_SWEEP_ARTIFACTS, None when unset."""
+    raw = os.environ.get(SWEEP_ARTIFACTS_ENV, "").strip()
+    return Path(raw).resolve() if raw else None

@@ -15,19 +15,29 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
+import tempfile
 import threading
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime
 from pathlib import Path
 
 from mnist_core import control, runfiles
 from mnist_core.architectures import ARCHITECTURES
 from mnist_core.config import ConfigError, TrainConfig
 from mnist_core.runs import FAILED, PRUNED, STOPPED, RunError, read_run, resolve_root
-from mnist_core.settings import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS, TRAIN_SPLIT_SIZE, sweep_storage_url
+from mnist_core.settings import (
+    AUGMENTATIONS,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    TRAIN_SPLIT_SIZE,
+    sweep_artifacts_dir,
+    sweep_storage_url,
+)
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,23}$")  # also a run tag: sweep-NAME
 SAMPLERS = ("tpe", "random", "grid")
@@ -37,6 +47,7 @@ GRACE_SECONDS = 20  # a trial with no heartbeat for this long is failed and queu
 MAX_RETRIES = 3  # times one trial's parameters are queued again after their worker died
 WATCH_SECONDS = 2.0  # how often a worker looks for a stop, and for other workers' stale trials
 CONFIG_ATTR, STOP_ATTR = "config", "stop_requested"  # the study's user attributes
+MODEL_ATTR = "model_artifact"  # a trial's: the artifact id of its best model in the shared store
 TRIAL_STATES = {
     "COMPLETE": "complete",
     "PRUNED": "pruned",
@@ -176,9 +187,21 @@ def shown_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
+_STORAGES: dict[str, object] = {}  # one storage (engine, connection pool) per URL and process
+_STORAGES_LOCK = threading.Lock()
+
+
 def open_storage(url: str):
-    """Return the Optuna storage at `url`, with heartbeats and retries of dead workers' trials; SweepError in one
-    line when it cannot be reached. postgresql:// URLs use the psycopg (3) driver."""
+    """Return the Optuna storage at `url`, with heartbeats and retries of dead workers' trials, opened once per
+    process; SweepError in one line when it cannot be reached. postgresql:// URLs use the psycopg (3) driver."""
+    with _STORAGES_LOCK:
+        if url not in _STORAGES:
+            _STORAGES[url] = _open_storage(url)
+        return _STORAGES[url]
+
+
+def _open_storage(url: str):
+    """Return a new Optuna RDB storage for `url` (see open_storage)."""
     optuna = _optuna()
     import sqlalchemy.exc
 
@@ -234,6 +257,24 @@ def create(name: str, config: SweepConfig, url: str | None = None, root: Path | 
     study.set_user_attr(CONFIG_ATTR, config.to_dict())
     study.set_user_attr(STOP_ATTR, False)
     return study
+
+
+def sweep_names(url: str | None = None, root: Path | str | None = None) -> list[str]:
+    """Return the names of the sweeps in the storage, newest first ([] before the first sweep: no SQLite file is
+    made by looking)."""
+    url = storage_url(url, root)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return []
+    optuna = _optuna()
+    summaries = optuna.study.get_all_study_summaries(open_storage(url), include_best_trial=False)
+    ordered = sorted(summaries, key=lambda summary: summary.datetime_start or datetime.max, reverse=True)
+    return [summary.study_name for summary in ordered]
+
+
+def start(name: str, config: SweepConfig, url: str | None = None, root: Path | str | None = None) -> int:
+    """Create sweep `name` and start a background worker for it; return the worker's pid."""
+    create(name, config, url, root)
+    return start_worker(name, url, root)
 
 
 def load(name: str, url: str | None = None, root: Path | str | None = None):
@@ -346,6 +387,7 @@ class TrialRunner:
             os.close(lock_fd)
             _clear_keras()
         run = read_run(run.path)
+        share_model(trial, run)
         if state == PRUNED:
             raise optuna.TrialPruned(f"pruned after epoch {len(run.epochs)}")
         if state == STOPPED:
@@ -362,6 +404,56 @@ class TrialRunner:
         prune = config.pruning and epoch < config.epochs and trial.should_prune()
         self.report(f"trial {trial.number}: epoch {epoch}/{config.epochs} val {100 * val_accuracy:.2f} %")
         return prune
+
+
+def share_model(trial, run) -> None:
+    """Put the trial's best model into the shared artifact store (MNIST_SWEEP_ARTIFACTS), when there is one, and
+    note its artifact id in the trial: the dashboard of another machine can then bring the model in."""
+    folder = sweep_artifacts_dir()
+    if folder is None or not run.has_model:
+        return
+    optuna = _optuna()
+    folder.mkdir(parents=True, exist_ok=True)
+    store = optuna.artifacts.FileSystemArtifactStore(folder)
+    artifact_id = optuna.artifacts.upload_artifact(
+        artifact_store=store, file_path=str(run.model_path("best")), study_or_trial=trial
+    )
+    trial.set_user_attr(MODEL_ATTR, artifact_id)
+
+
+def model_source(name: str, number: int) -> str:
+    """Return the file name a trial's model is imported under: what identifies the imported run as that trial's."""
+    return f"{name}-trial-{number}.keras"
+
+
+def fetch_model(name: str, number: int, url: str | None = None, root: Path | str | None = None):
+    """Return an imported run of trial `number`'s best model, fetched from the shared artifact store (for a trial
+    trained on another machine); SweepError when the trial shared none or the store is not configured here."""
+    from mnist_core import imported
+
+    study, _ = load(name, url, root)
+    trials = study.get_trials(deepcopy=False)
+    if not 0 <= number < len(trials) or MODEL_ATTR not in trials[number].user_attrs:
+        raise SweepError(f"trial {number} of sweep {name!r} shared no model (MNIST_SWEEP_ARTIFACTS was not set)")
+    folder = sweep_artifacts_dir()
+    if folder is None:
+        raise SweepError("set MNIST_SWEEP_ARTIFACTS to the shared folder the workers put their models in")
+    optuna = _optuna()
+    root = resolve_root(root)
+    root.mkdir(parents=True, exist_ok=True)
+    folder_here = Path(tempfile.mkdtemp(dir=root, prefix=f"{runfiles.CREATING_PREFIX}fetch-"))
+    download = folder_here / model_source(name, number)  # the name the imported run shows as its source
+    try:
+        store = optuna.artifacts.FileSystemArtifactStore(folder)
+        try:
+            optuna.artifacts.download_artifact(
+                artifact_store=store, file_path=str(download), artifact_id=trials[number].user_attrs[MODEL_ATTR]
+            )
+        except (OSError, optuna.artifacts.exceptions.ArtifactNotFound) as error:
+            raise SweepError(f"trial {number}'s model is not in {folder}: {error}") from error
+        return imported.import_file(download, name=f"{name} #{number}", root=root)
+    finally:
+        shutil.rmtree(folder_here, ignore_errors=True)
 
 
 def suggest(trial, config: SweepConfig) -> dict:
@@ -448,6 +540,42 @@ def start_worker(name: str, url: str | None = None, root: Path | str | None = No
             start_new_session=True,
         )
     return process.pid
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """Where a sweep stands: trials done (complete or pruned) of how many, running, stopped, the best trial."""
+
+    done: int
+    trials: int
+    running: int
+    waiting: int
+    stopped: bool
+    best: object | None  # the best complete FrozenTrial
+
+    @property
+    def active(self) -> bool:
+        """Return True while trials run or wait, or more are due and no stop was asked for."""
+        return bool(self.running or self.waiting) or (not self.stopped and self.done < self.trials)
+
+    @property
+    def version(self) -> tuple:
+        """Return what changes whenever a figure of the sweep would."""
+        return (self.done, self.running, self.waiting, self.best.number if self.best else None)
+
+
+def summary(study, config: SweepConfig) -> SweepSummary:
+    """Return where sweep `study` stands (read once from the storage)."""
+    trials = study.get_trials(deepcopy=False)
+    count = {state: sum(trial.state.name == state for trial in trials) for state in ("RUNNING", "WAITING")}
+    return SweepSummary(
+        done=len(_counted(study)),
+        trials=config.trials,
+        running=count["RUNNING"],
+        waiting=count["WAITING"],
+        stopped=stop_requested(study),
+        best=best_trial(study),
+    )
 
 
 def best_trial(study):

@@ -8,6 +8,7 @@ import functools
 import html
 import io
 import os
+import time
 import zlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's C++ chatter out of the server log
@@ -19,7 +20,7 @@ from PIL import Image
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 
-from mnist_core import access, control, explore, export, imported, runfiles, runs
+from mnist_core import access, control, explore, export, imported, runfiles, runs, sweeps
 from mnist_core.access import Actor
 from mnist_core.architectures import build_model, layer_table
 from mnist_core.config import TrainConfig
@@ -31,7 +32,15 @@ from mnist_core.labels import (
     percent,
     seconds,
 )
-from mnist_core.settings import MAX_IMPORT_BYTES, RESOURCES_DIR, runs_root
+from mnist_core.settings import (
+    AUGMENTATIONS,
+    LR_SCHEDULES,
+    MAX_IMPORT_BYTES,
+    OPTIMIZERS,
+    RESOURCES_DIR,
+    TRAIN_SPLIT_SIZE,
+    runs_root,
+)
 
 
 def _keep_keras_between_runs() -> None:
@@ -75,6 +84,7 @@ PAGES = {
     "compare": ("pages/3_Compare.py", "Compare", ":material/stacked_line_chart:"),
     "evaluate": ("pages/4_Evaluate.py", "Evaluate", ":material/target:"),
     "draw": ("pages/5_Draw.py", "Draw", ":material/draw:"),
+    "sweep": ("pages/6_Sweep.py", "Sweep", ":material/tune:"),
 }
 PAGE_ICONS = {title: icon for _, title, icon in PAGES.values()} | {"MNIST studio": PAGES["home"][2]}
 
@@ -527,6 +537,133 @@ def clickable_grid(
         return None
     st.session_state[handled] = value["nonce"]  # the component repeats its last value on every run
     return int(value["id"])
+
+
+LEARNING_RATES = [round(10**exponent * mantissa, 12) for exponent in range(-5, 1) for mantissa in (1, 3)][:-1]
+BATCH_SIZES = (16, 32, 64, 128, 256, 512)
+
+
+def sweep_form(key: str, architectures: dict) -> tuple[str, sweeps.SweepConfig | None, str | None]:
+    """Show a new sweep's settings with the search space's defaults; return (its name, its config or None, the
+    one-line problem that stops it from starting)."""
+    defaults = sweeps.SweepConfig(architecture="mlp")
+    architecture = st.selectbox(
+        "Architecture", list(architectures), format_func=architectures.get, key=f"{key}_architecture"
+    )
+    name = st.text_input("Name", f"{architecture.replace('_', '-')}-{time.strftime('%H%M')}", key=f"{key}_name")
+    trials_column, epochs_column = st.columns(2)
+    trials = trials_column.number_input("Trials", 1, 500, defaults.trials, key=f"{key}_trials")
+    epochs = epochs_column.number_input("Epochs per trial", 1, 100, 2, key=f"{key}_epochs")
+    low, high = st.select_slider(
+        "Learning rate (searched on a log scale)",
+        LEARNING_RATES,
+        value=defaults.learning_rate,
+        format_func=lambda rate: f"{rate:g}",
+        key=f"{key}_lr",
+    )
+    batch_sizes = st.multiselect("Batch sizes", BATCH_SIZES, list(defaults.batch_sizes), key=f"{key}_batch")
+    optimizers = st.multiselect("Optimizers", OPTIMIZERS, list(defaults.optimizers), key=f"{key}_optimizers")
+    with st.expander("More settings"):
+        schedules = st.multiselect("Schedules", LR_SCHEDULES, list(defaults.lr_schedules), key=f"{key}_schedules")
+        augmentations = st.multiselect(
+            "Augmentations", AUGMENTATIONS, list(defaults.augmentations), key=f"{key}_augmentations"
+        )
+        sampler = st.selectbox(
+            "Sampler",
+            sweeps.SAMPLERS,
+            format_func=SAMPLER_TITLES.get,
+            key=f"{key}_sampler",
+            help="TPE learns from the trials so far; grid tries three learning rates times every choice.",
+        )
+        pruning = st.toggle(
+            "Prune trials that trail (median pruner)",
+            defaults.pruning,
+            key=f"{key}_pruning",
+            help="After two finished trials, a trial whose validation accuracy after an epoch is below the median of "
+            "the others at that epoch stops early (shown as pruned).",
+        )
+        subset = st.number_input(
+            "Training images per trial (fewer = a quick demo)",
+            10,
+            TRAIN_SPLIT_SIZE,
+            TRAIN_SPLIT_SIZE,
+            step=1000,
+            key=f"{key}_subset",
+        )
+    config = sweeps.SweepConfig(
+        architecture=architecture,
+        trials=int(trials),
+        epochs=int(epochs),
+        learning_rate=(low, high),
+        batch_sizes=tuple(batch_sizes),
+        optimizers=tuple(optimizers),
+        lr_schedules=tuple(schedules),
+        augmentations=tuple(augmentations),
+        sampler=sampler,
+        pruning=pruning,
+        train_subset=None if subset == TRAIN_SPLIT_SIZE else int(subset),
+    )
+    try:
+        return name.strip(), config.validated(), None
+    except sweeps.SweepError as error:
+        return name.strip(), None, f"Cannot start: {error}"
+
+
+SAMPLER_TITLES = {"tpe": "TPE (learns from earlier trials)", "random": "Random", "grid": "Grid"}
+
+
+def sweep_status(summary: sweeps.SweepSummary) -> str:
+    """Return one line on where a sweep stands: trials done of how many, running, waiting, stopped."""
+    parts = [f"{summary.done} of {summary.trials} trials done"]
+    if summary.running:
+        parts.append(f"{summary.running} running")
+    if summary.waiting:
+        parts.append(f"{summary.waiting} queued again after their worker died")
+    if summary.stopped:
+        parts.append("stopped")
+    elif not summary.active:
+        parts.append("finished")
+    return " · ".join(parts)
+
+
+def sweep_controls(name: str, summary: sweeps.SweepSummary, key: str) -> None:
+    """Show Stop while a sweep is active, else "Resume with N more trials" (which starts a worker here)."""
+    if summary.active:
+        stop = st.button("Stop the sweep", icon=":material/stop:", key=f"{key}_stop")
+        if stop and act(sweeps.request_stop, name) is not None:
+            st.toast("Stop requested: the trial under way stops within a batch or two, on every machine.")
+        return
+    more_column, button_column = st.columns([1, 1], vertical_alignment="bottom")
+    more = more_column.number_input("More trials", 1, 500, 4, key=f"{key}_more")
+    resume = button_column.button(f"Resume with {more} more", icon=":material/play_arrow:", key=f"{key}_resume")
+    if resume and act(sweeps.resume, name, int(more)) is not None and act(sweeps.start_worker, name) is not None:
+        st.rerun()
+
+
+def best_trial(trial, name: str, all_runs: list[runs.Run], key: str) -> None:
+    """Show a sweep's best trial: its val accuracy and settings, and links opening its run on every page; for a
+    trial of another machine, its model brought in from the shared store (an imported run)."""
+    if trial is None:
+        st.caption("The best trial shows here once one is complete.")
+        return
+    value_column, about_column = st.columns([1, 2], vertical_alignment="center")
+    value_column.metric(f"Best: trial {trial.number}", percent(trial.value), help=HELP["validation_accuracy"])
+    about_column.caption(sweeps.describe_params(dict(trial.params)))
+    here = {run.run_id: run for run in all_runs}
+    source = sweeps.model_source(name, trial.number)
+    brought = [run for run in all_runs if (run.imported or {}).get("source") == source]
+    run_id = trial.user_attrs.get("run_id") if trial.user_attrs.get("run_id") in here else None
+    run_id = run_id or (brought[0].run_id if brought else None)
+    if run_id is None:
+        about_column.caption(f"Trained on {trial.user_attrs.get('host', 'another machine')}: its run folder is there.")
+        if sweeps.MODEL_ATTR in trial.user_attrs:
+            fetch = st.button("Bring its model here", icon=":material/download:", key=f"{key}_fetch_{trial.number}")
+            if fetch and act(sweeps.fetch_model, name, trial.number) is not None:
+                st.rerun()
+        return
+    for column, page in zip(st.columns(4), ("train", "compare", "evaluate", "draw"), strict=True):
+        with column:
+            link(page, f"Open on {PAGES[page][1]}", run_id)
 
 
 def config_caption(config) -> str:

@@ -13,8 +13,8 @@ pick_runs, pick_published = st.columns([2, 1])
 chosen = pick_runs.multiselect(
     "Runs",
     list(by_id),
-    default=compare.best_run_ids(all_runs),
-    help="Opens on the three runs with the best validation accuracy.",
+    default=compare.opening_run_ids(all_runs, st.query_params.get("run")),
+    help="Opens on the three runs with the best validation accuracy (and the run a link asked for).",
     format_func=lambda run_id: ui.short_run_label(by_id[run_id]),
     key="compare_runs",
     placeholder="Choose runs",

@@ -12,8 +12,11 @@ import time
 
 import pytest
 from conftest import REPO_ROOT, run_cli, wait_until
+from streamlit.testing.v1 import AppTest
 
 from mnist_core import runfiles, runs, sweeps
+from mnist_core.data import to_model_input
+from mnist_core.models import run_predictor
 
 QUICK = ["--arch", "mlp", "--epochs", "1", "--subset", "2000"]
 
@@ -126,9 +129,10 @@ def test_stop_ends_the_running_trial_within_a_batch_and_resume_adds_trials(runs_
     assert [run.state for run in sweep_runs(runs_dir, "halt")] == [runs.STOPPED, runs.FINISHED]
 
 
-def worker(name: str, url: str, root) -> subprocess.Popen:
-    """Start `python -m mnist_core sweep worker NAME` with its own runs folder (a machine of its own)."""
-    env = dict(os.environ, MNIST_RUNS_DIR=str(root), MNIST_SWEEP_STORAGE=url)
+def worker(name: str, url: str, root, shared) -> subprocess.Popen:
+    """Start `python -m mnist_core sweep worker NAME` with its own runs folder (a machine of its own), putting its
+    trials' models in the `shared` folder."""
+    env = dict(os.environ, MNIST_RUNS_DIR=str(root), MNIST_SWEEP_STORAGE=url, MNIST_SWEEP_ARTIFACTS=str(shared))
     return subprocess.Popen(
         [sys.executable, "-m", "mnist_core", "sweep", "worker", name],
         cwd=REPO_ROOT,
@@ -139,12 +143,14 @@ def worker(name: str, url: str, root) -> subprocess.Popen:
     )
 
 
-def test_two_machines_share_a_postgresql_sweep_and_a_killed_workers_trial_is_retried(postgres_url, tmp_path):
-    first, second = tmp_path / "machine-1", tmp_path / "machine-2"
+def test_two_machines_share_a_postgresql_sweep_and_a_killed_workers_trial_is_retried(
+    postgres_url, tmp_path, monkeypatch, mnist
+):
+    first, second, shared = tmp_path / "machine-1", tmp_path / "machine-2", tmp_path / "shared-models"
     config = sweeps.SweepConfig("mlp", trials=4, epochs=3, train_subset=2000, pruning=False)
     sweeps.create("shared", config, url=postgres_url)
-    killed = worker("shared", postgres_url, first)
-    survivor = worker("shared", postgres_url, second)
+    killed = worker("shared", postgres_url, first, shared)
+    survivor = worker("shared", postgres_url, second, shared)
     try:
         victim = wait_until(
             lambda: [run for run in sweep_runs(first, "shared") if run.state == runs.RUNNING and run.epochs],
@@ -171,9 +177,58 @@ def test_two_machines_share_a_postgresql_sweep_and_a_killed_workers_trial_is_ret
     assert retry.user_attrs["run_id"] in {run.run_id for run in sweep_runs(second, "shared")}
     assert time.monotonic() - killed_at < 600
     # Each trial number trained to completion once, by one machine; the killed one's run is its only other run.
-    completed_runs = [
-        run for root in (first, second) for run in sweep_runs(root, "shared") if run.state == runs.FINISHED
-    ]
+    both = [run for root in (first, second) for run in sweep_runs(root, "shared")]
+    completed_runs = [run for run in both if run.state == runs.FINISHED]
     assert sorted(run.status["trial"] for run in completed_runs) == sorted(trial.number for trial in counted)
     assert len({run.status["trial"] for run in completed_runs}) == len(completed_runs)
     assert "again: trial" in output  # the survivor said it took a dead worker's trial
+
+    # The dashboard's machine (a third runs folder) sees every trial through the study, and brings the best
+    # trial's model in from the shared folder: it predicts as the run that trained it.
+    dashboard = tmp_path / "dashboard"
+    monkeypatch.setenv("MNIST_RUNS_DIR", str(dashboard))
+    monkeypatch.setenv("MNIST_SWEEP_STORAGE", postgres_url)
+    monkeypatch.setenv("MNIST_SWEEP_ARTIFACTS", str(shared))
+
+    app = AppTest.from_file(str(REPO_ROOT / "pages/6_Sweep.py"), default_timeout=120).run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert len(app.dataframe[0].value) == len(trials)
+    best = sweeps.best_trial(study)
+    app.button(key=f"sweep_fetch_{best.number}").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    (brought,) = runs.list_runs(dashboard)
+    assert (brought.state, brought.name) == (runs.IMPORTED, f"shared #{best.number}")
+    origin = next(run for run in both if run.run_id == best.user_attrs["run_id"])
+    digits = to_model_input(mnist.x_test[:20])
+    assert (run_predictor(brought).probabilities(digits) == run_predictor(origin).probabilities(digits)).all()
+
+
+def test_the_sweep_page_starts_a_sweep_and_shows_its_trials(runs_dir):
+    def page() -> AppTest:
+        app = AppTest.from_file(str(REPO_ROOT / "pages/6_Sweep.py"), default_timeout=120).run()
+        assert not app.exception, [e.value for e in app.exception]
+        return app
+
+    app = page()
+    assert any("No sweeps yet" in info.value for info in app.info)
+    app.number_input(key="sweep_new_trials").set_value(3)
+    app.number_input(key="sweep_new_epochs").set_value(1)
+    app.number_input(key="sweep_new_subset").set_value(600)
+    app.multiselect(key="sweep_new_optimizers").set_value([]).run()
+    app.button(key="sweep_start").click().run()
+    assert any("optimizers: choose at least one" in error.value for error in app.error)
+    assert sweeps.sweep_names() == []  # refused: nothing was made
+    app.multiselect(key="sweep_new_optimizers").set_value(["adam", "sgd"])
+    app.text_input(key="sweep_new_name").set_value("from-page").run()
+    app.button(key="sweep_start").click().run()
+    assert not app.exception and sweeps.sweep_names() == ["from-page"]
+    wait_until(lambda: sweeps.summary(*sweeps.load("from-page")).done == 3, timeout=300, what="3 trials")
+    app = page()
+    table = app.dataframe[0].value
+    study, _ = sweeps.load("from-page")
+    assert sorted(table["state"]) == sorted(sweeps.TRIAL_STATES[t.state.name] for t in study.trials)
+    best = sweeps.best_trial(study)
+    assert list(table["trial"]).count(f"{best.number} ★") == 1
+    assert any(metric.label == f"Best: trial {best.number}" for metric in app.metric)
+    assert any("3 of 3 trials done · finished" in md.value for md in app.markdown)
+    assert (runs_dir / runfiles.SWEEP_LOGS / "from-page.log").is_file()

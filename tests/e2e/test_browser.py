@@ -602,6 +602,46 @@ def test_import_a_model_through_the_file_chooser(page: Page, server, finished_ru
     control.delete_run(new_run.run_id, server.runs_dir)
 
 
+def test_start_a_sweep_from_the_page_and_watch_it_fill_in(page: Page, server, finished_runs, shoot):
+    """A tiny sweep started on the Sweep page: the trials table fills in live, the best trial is starred with
+    links to its run, and the parallel-coordinates chart draws one line per complete trial."""
+    from mnist_core import sweeps
+
+    open_page(page, server, "/Sweep")
+    expect(page.get_by_text("No sweeps yet")).to_be_visible()
+    page.locator(".st-key-sweep_new_name input").fill("browser")
+    set_number(page, "sweep_new_trials", 4)
+    set_number(page, "sweep_new_epochs", 1)
+    page.get_by_text("More settings").click()
+    set_number(page, "sweep_new_subset", 600)
+    page.locator(".st-key-sweep_start button").click()
+    wait_for_app(page)
+    expect(page.get_by_text("browser · mlp")).to_be_visible()
+    table = page.locator('[data-testid="stDataFrame"]').first
+    expect(table).to_contain_text("complete", timeout=120_000)  # live: the first trial lands without a reload
+    expect(page.get_by_text("4 of 4 trials done · finished")).to_be_visible(timeout=300_000)
+    wait_for_app(page)
+    study, _ = sweeps.load("browser", root=server.runs_dir)
+    best = sweeps.best_trial(study)
+    expect(page.get_by_text(f"Best: trial {best.number}")).to_be_visible()
+    page.get_by_role("tab", name="Parallel coordinates").click()
+    chart = page.locator(".st-key-sweep_parallel")
+    expect(chart.locator(".js-plotly-plot")).to_be_visible()
+    # Optuna 5 draws the axes with scatter traces: one line per complete trial across the searched settings.
+    modes = chart.locator(".js-plotly-plot").first.evaluate("g => g._fullData.map(t => t.mode)")
+    complete = [trial for trial in study.trials if trial.state.name == "COMPLETE"]
+    assert modes.count("lines") == len(complete) >= 2
+    shoot(page, "parallel")
+    page.get_by_role("tab", name="Curves").click()
+    shoot(page, "curves")
+    page.get_by_role("link", name="Open on Evaluate").click()
+    wait_for_app(page)
+    expect(selectbox(page, "Run (its best model by validation accuracy)")).to_have_value(
+        re.compile(f"browser #{best.number}")
+    )
+    no_exception(page)
+
+
 # ---------------------------------------------------------------- last: the server's own output
 
 
