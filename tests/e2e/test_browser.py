@@ -526,7 +526,7 @@ def test_label_then_delete_a_run_from_the_train_page_and_undo(page: Page, server
     expect(selectbox(page, "Run")).to_have_value(re.compile(copy_id))
     # A name and tags, from the page: shown in the picker and the table, stored in the run.
     page.get_by_role("button", name="Name, note, tags").click()
-    page.get_by_label("Name", exact=True).fill("quick copy")
+    page.locator(f".st-key-train_run_name_{copy_id} input").fill("quick copy")  # the Train page has two "Name"s
     page.get_by_label("Tags", exact=True).fill("demo keep")
     page.locator(".st-key-train_run_label_save button").click()
     wait_for_app(page)
@@ -580,7 +580,7 @@ def test_import_a_model_through_the_file_chooser(page: Page, server, finished_ru
         chooser.value.set_files(tmp_path / name)
         expect(uploader).to_contain_text(name)
         if name == "notebook_mlp.keras":
-            page.get_by_label("Name", exact=True).first.fill("notebook MLP")
+            page.locator(".st-key-train_import_name_0 input").fill("notebook MLP")
         page.locator(".st-key-train_import_button button").click()
         wait_for_app(page)
         if name == "sneaky.keras":
