@@ -23,6 +23,7 @@ BENCHMARKS = [
     ("predict_latency", "predict_latency.py", []),
     ("cold_start", "cold_start.py", []),
     ("memory", "memory.py", []),
+    ("sweep", "sweep.py", []),
 ]
 
 
