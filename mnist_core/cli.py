@@ -221,7 +221,7 @@ def cmd_sweep(args) -> int:
     """Start, follow, stop, resume or join a sweep, or print its trials."""
     name, url, root = args.name, args.storage, args.runs_dir
     if args.action == "start":
-        config = sweeps.SweepConfig.validated(sweep_config(args))
+        config = sweep_config(args).validated()
         sweeps.create(name, config, url, root)
         print(
             f"sweep {name}: {config.trials} trials of {config.architecture} ({config.sampler}, pruning "

@@ -487,8 +487,11 @@ def work(
 ) -> int:
     """Take trials of sweep `name` one at a time until it has its number of trials or is stopped; return how
     many this worker trained. Waits while the last trials run elsewhere: one of them may die and be retried."""
+    from mnist_core.tfimport import import_keras
+
     optuna = _optuna()
     study, _ = load(name, url, root)
+    import_keras()  # TensorFlow's start-up lines muted, before the first trial imports it
     root = resolve_root(root)
     watcher = Watcher(study)
     watcher.start()

@@ -271,3 +271,49 @@ def test_the_sweep_page_starts_a_sweep_and_shows_its_trials(runs_dir):
     assert any(metric.label == f"Best: trial {best.number}" for metric in app.metric)
     assert any("3 of 3 trials done · finished" in md.value for md in app.markdown)
     assert (runs_dir / runfiles.SWEEP_LOGS / "from-page.log").is_file()
+
+
+def test_stop_and_resume_from_the_sweep_page(runs_dir):
+    sweeps.start("paged", sweeps.SweepConfig("mlp", trials=2, epochs=40, train_subset=2000, pruning=False))
+    wait_until(
+        lambda: [run for run in sweep_runs(runs_dir, "paged") if run.state == runs.RUNNING and run.epochs],
+        timeout=180,
+        what="the first trial's first epoch",
+    )
+    app = AppTest.from_file(str(REPO_ROOT / "pages/6_Sweep.py"), default_timeout=120).run()
+    assert any("0 of 2 trials done · 1 running" in md.value for md in app.markdown)
+    app.button(key="sweep_stop").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    (trial_run,) = sweep_runs(runs_dir, "paged")
+    wait_until(lambda: runs.read_run(trial_run.path).state == runs.STOPPED, timeout=30, what="the trial to stop")
+    wait_until(lambda: not sweeps.summary(*sweeps.load("paged")).running, timeout=30, what="the trial to end")
+    app = AppTest.from_file(str(REPO_ROOT / "pages/6_Sweep.py"), default_timeout=120).run()
+    assert any("0 of 2 trials done · stopped" in md.value for md in app.markdown)
+    app.number_input(key="sweep_more").set_value(1).run()
+    app.button(key="sweep_resume").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    _, config = sweeps.load("paged")
+    assert config.trials == 1 and not sweeps.stop_requested(sweeps.load("paged")[0])
+    wait_until(lambda: sweeps.summary(*sweeps.load("paged")).done == 1, timeout=300, what="the resumed trial")
+
+
+def test_importance_waits_for_enough_trials_and_then_ranks_what_optuna_ranks():
+    import optuna
+
+    from mnist_core import sweep_charts
+
+    study = optuna.create_study(direction="maximize")
+    distributions = {
+        "learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True),
+        "batch_size": optuna.distributions.CategoricalDistribution([32, 64, 128]),
+    }
+    for number, (rate, batch) in enumerate([(1e-3, 32), (1e-2, 64), (3e-2, 128), (3e-4, 64), (5e-3, 32)]):
+        params = {"learning_rate": rate, "batch_size": batch}
+        value = 0.9 - abs(rate - 5e-3) * 5 + batch / 10_000  # the rate matters far more than the batch size
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=value))
+        figure = sweep_charts.importance_figure(study)
+        assert (figure is None) == (number + 1 < sweep_charts.IMPORTANCE_AFTER)
+    importances = optuna.importance.get_param_importances(study)
+    bars = {name: value for trace in figure.data for name, value in zip(trace.y, trace.x, strict=True)}
+    assert set(bars) == set(importances)
+    assert max(bars, key=bars.get) == max(importances, key=importances.get) == "learning_rate"
