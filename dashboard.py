@@ -43,6 +43,8 @@ def home() -> None:
         "compare": "overlay or tile the curves of several runs and of the walkthrough's published runs.",
         "evaluate": "test accuracy, confusion matrix, per-digit precision / recall / F1, and the misclassified digits.",
         "draw": "draw a digit and see what every trained model makes of it.",
+        "inside": "follow a digit (yours, or any test digit) through a model layer by layer: feature maps, the "
+        "first filters, where it looks (Grad-CAM, integrated gradients) and where it lands among the test digits.",
         "sweep": "let Optuna search learning rate, batch size and optimizer: live trials, history, parallel "
         "coordinates and parameter importance; each trial is a run, and more machines can join.",
     }

@@ -242,7 +242,10 @@ def continue_run(
             (path / runfiles.STOP).unlink(missing_ok=True)
         except OSError as error:
             raise storage_error(error, f"continue run {run_id}") from error
-        _transition_locked(path, QUEUED, DONE_STATES, error=None, pid=None, ended=None, continued_at_epoch=done)
+        # Continued by hand, a sweep's trial is a run of its own: its sweep no longer stops it.
+        _transition_locked(
+            path, QUEUED, DONE_STATES, error=None, pid=None, ended=None, continued_at_epoch=done, sweep=None, trial=None
+        )
     schedule(path.parent)
     return read_run(path)
 

@@ -15,6 +15,7 @@ import secrets
 import shutil
 import time
 import zipfile
+import zlib
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +39,9 @@ CONFIG_LIMIT = 4 * 2**20  # config.json is a few kilobytes; megabytes of it are 
 STUDIO_INPUT = (IMAGE_SIZE, IMAGE_SIZE, 1)
 ACCEPTED_INPUTS = (STUDIO_INPUT, (IMAGE_SIZE, IMAGE_SIZE))
 STALE_STAGING_SECONDS = 3600  # a staging folder this old was left by a killed import: the next one removes it
+# The modules whose functions a config may name (an activation, a loss, a metric); any other function, such as
+# one that builds a TFSMLayer from a SavedModel, is refused before Keras sees it.
+SAFE_FUNCTION_MODULES = ("keras.activations", "keras.losses", "keras.metrics", "keras.src.activations.activations")
 PROBABILITY_TOLERANCE = 1e-3  # how far a row of outputs may sum from 1 and still be probabilities
 STAGED_KERAS = "incoming.keras"  # the names a staged file gets (Keras tells formats by the file's ending)
 STAGED_WEIGHTS = "incoming.weights.h5"  # Keras 3's weights format
@@ -144,7 +148,7 @@ def _staging(root: Path):
 def _sweep_stale_staging(root: Path) -> None:
     """Remove the staging folders of imports killed over STALE_STAGING_SECONDS ago."""
     now = time.time()
-    for folder in root.glob(f"{runfiles.CREATING_PREFIX}import-*"):
+    for folder in [*root.glob(f"{runfiles.CREATING_PREFIX}import-*"), *root.glob(f"{runfiles.CREATING_PREFIX}fetch-*")]:
         with suppress(OSError):
             if now - folder.stat().st_mtime > STALE_STAGING_SECONDS:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -158,8 +162,13 @@ def _finish(staging: Path, staged: Path, source: str, name: str | None, architec
         model, found, kind = _load_keras(staged), None, "keras model"
     else:
         (model, found), kind = _load_weights(staged, architecture), "weights"
-    input_shape = _check_shapes(model)
-    model = _as_studio_model(model, input_shape)
+    try:
+        input_shape = _check_shapes(model)
+        model = _as_studio_model(model, input_shape)
+    except ImportRefused:
+        raise
+    except Exception as error:  # an unbuilt model has no inputs, and Keras says so in many ways
+        raise ImportRefused(f"its shape cannot be read ({_first_line(error)})") from error
     _check_probabilities(model)
     for incoming in staging.glob("incoming*"):  # only the model as the studio saves it goes into the run
         incoming.unlink()
@@ -202,8 +211,10 @@ def _keras_config(path: Path) -> dict:
             if members["config.json"].file_size > CONFIG_LIMIT:
                 raise ImportRefused("its config.json is too large for a model")
             config = json.loads(archive.read("config.json"))
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError, zlib.error) as error:
         raise ImportRefused(f"damaged or truncated ({_first_line(error)})") from error
+    except RecursionError as error:
+        raise ImportRefused("its config.json nests too deeply to be a model's") from error
     if not isinstance(config, dict):
         raise ImportRefused("its config.json is not a model's config")
     return config
@@ -222,6 +233,8 @@ def foreign_objects(config) -> tuple[bool, set[str]]:
             class_name = value.get("class_name")
             if class_name in ("Lambda", "__lambda__"):
                 lambdas = True
+            elif class_name == "function" and value.get("module") not in SAFE_FUNCTION_MODULES:
+                foreign.add(f"function {value.get('config')!s:.40}")  # a function by name: only Keras's plain ones
             elif isinstance(class_name, str) and "config" in value:
                 module = value.get("module")
                 builtin = isinstance(module, str) and (module == "keras" or module.startswith("keras."))

@@ -3,12 +3,15 @@ coordinates, parameter importance) in the studio's style, and every trial's vali
 
 from __future__ import annotations
 
+import threading
+
 import plotly.graph_objects as go
 
 from mnist_core.charts import LAYOUT, PALETTE, chart_title, percent_tick_format
 from mnist_core.labels import MISSING, percent, seconds
 
 _CACHE: dict[tuple, go.Figure | None] = {}  # (figure, sweep, version): thirty tabs share one figure
+_CACHE_LOCK = threading.Lock()
 _CACHE_SIZE = 64
 IMPORTANCE_AFTER = 4  # complete trials before parameter importance says anything
 TARGET = "validation accuracy"
@@ -111,9 +114,13 @@ def importance_figure(study, height: int = 320) -> go.Figure | None:
 def cached(kind: str, study, version: tuple) -> go.Figure | None:
     """Return the `kind` figure ('history', 'parallel', 'importance') of `study` as of `version`, made once."""
     key = (kind, study.study_name, id(study._storage), version)
-    if key not in _CACHE:
-        makers = {"history": history_figure, "parallel": parallel_figure, "importance": importance_figure}
-        _CACHE[key] = makers[kind](study)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+    makers = {"history": history_figure, "parallel": parallel_figure, "importance": importance_figure}
+    figure = makers[kind](study)
+    with _CACHE_LOCK:
+        _CACHE[key] = figure
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.pop(next(iter(_CACHE)))
-    return _CACHE[key]
+    return figure

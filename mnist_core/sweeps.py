@@ -46,6 +46,7 @@ HEARTBEAT_SECONDS = 5  # how often a training worker tells the storage its trial
 GRACE_SECONDS = 20  # a trial with no heartbeat for this long is failed and queued again
 MAX_RETRIES = 3  # times one trial's parameters are queued again after their worker died
 WATCH_SECONDS = 2.0  # how often a worker looks for a stop, and for other workers' stale trials
+FAILURES_IN_A_ROW = 3  # a worker whose trials keep failing (no data, a broken install) stops
 CONFIG_ATTR, STOP_ATTR = "config", "stop_requested"  # the study's user attributes
 MODEL_ATTR = "model_artifact"  # a trial's: the artifact id of its best model in the shared store
 TRIAL_STATES = {
@@ -140,11 +141,21 @@ class SweepConfig:
         """Return every searched parameter with its grid values (one-value choices are fixed, not searched)."""
         low, high = self.learning_rate
         steps = GRID_LEARNING_RATES - 1
-        space = {"learning_rate": [float(low * (high / low) ** (i / steps)) for i in range(GRID_LEARNING_RATES)]}
+        inner = [float(low * (high / low) ** (i / steps)) for i in range(1, steps)]
+        space = {"learning_rate": [float(low), *inner, float(high)]}  # the ends exactly: inside the range
         for name, choices in self.choices().items():
             if len(choices) > 1:
                 space[name] = list(choices)
         return space
+
+    def planned_trials(self) -> int:
+        """Return how many trials the sweep will train: its number of trials, at most the grid's size for grid."""
+        if self.sampler != "grid":
+            return self.trials
+        size = 1
+        for values in self.search_space().values():
+            size *= len(values)
+        return min(self.trials, size)
 
     def choices(self) -> dict[str, tuple]:
         """Return the categorical parameters by their TrainConfig names, with their choices."""
@@ -172,19 +183,28 @@ def _optuna():
     """Return the optuna module, quiet: warnings (heartbeats are 'experimental') and info logs off."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is reported in our own line
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     return optuna
 
 
 def storage_url(url: str | None = None, root: Path | str | None = None) -> str:
-    """Return the storage to use: `url`, else MNIST_SWEEP_STORAGE, else sweeps.db in the runs folder."""
-    return url or sweep_storage_url() or f"sqlite:///{resolve_root(root) / runfiles.SWEEPS_DB}"
+    """Return the storage to use: `url`, else MNIST_SWEEP_STORAGE, else sweeps.db in the runs folder (an SQLite
+    path made absolute: a background worker runs in another folder)."""
+    chosen = url or sweep_storage_url() or f"sqlite:///{resolve_root(root) / runfiles.SWEEPS_DB}"
+    if chosen.startswith("sqlite:///") and chosen != "sqlite:///:memory:":
+        return f"sqlite:///{Path(chosen.removeprefix('sqlite:///')).resolve()}"
+    return chosen
 
 
 def shown_url(url: str) -> str:
-    """Return a storage URL fit to show: its password replaced by ***."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    """Return a storage URL fit to show: its password (in the user part or the query) replaced by ***."""
+    import sqlalchemy
+
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - not a URL SQLAlchemy reads: show its scheme only
+        return url.split("://", 1)[0] + "://…"
 
 
 _STORAGES: dict[str, object] = {}  # one storage (engine, connection pool) per URL and process
@@ -219,9 +239,14 @@ def _open_storage(url: str):
             grace_period=GRACE_SECONDS,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
         )
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError) as error:
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0][:200]
-        raise SweepError(f"cannot reach the sweep storage {shown_url(url)}: {reason}") from error
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, OSError, RuntimeError) as error:
+        raise SweepError(f"cannot reach the sweep storage {shown_url(url)}: {_reason(error)}") from error
+
+
+def _reason(error: Exception) -> str:
+    """Return the first line of an error (a database driver's own, when SQLAlchemy wraps one), 200 characters."""
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return (lines[0] if lines else type(error).__name__)[:200]
 
 
 def _sampler(config: SweepConfig):
@@ -280,20 +305,35 @@ def start(name: str, config: SweepConfig, url: str | None = None, root: Path | s
 def load(name: str, url: str | None = None, root: Path | str | None = None):
     """Return (the study of sweep `name`, its config); SweepError when there is no such sweep."""
     optuna = _optuna()
-    storage = open_storage(storage_url(url, root))
+    where = storage_url(url, root)
+    if where.startswith("sqlite:///") and not Path(where.removeprefix("sqlite:///")).exists():
+        raise SweepError(f"no sweep named {name!r} in {shown_url(where)} (no sweep yet)")  # and none made by asking
+    storage = open_storage(where)
     try:
         plain = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
-        raise SweepError(f"no sweep named {name!r} in {shown_url(storage_url(url, root))}") from None
+        raise SweepError(f"no sweep named {name!r} in {shown_url(where)}") from None
     config = stored_config(plain)
     return optuna.load_study(study_name=name, storage=storage, sampler=_sampler(config), pruner=_pruner(config)), config
+
+
+def load_summary(name: str, url: str | None = None, root: Path | str | None = None):
+    """Return (the study of sweep `name`, its config, its summary); SweepError in one line for anything the
+    storage says meanwhile (a dropped connection, a locked file)."""
+    import sqlalchemy.exc
+
+    try:
+        study, config = load(name, url, root)
+        return study, config, summary(study, config)
+    except (sqlalchemy.exc.SQLAlchemyError, RuntimeError) as error:
+        raise SweepError(f"the sweep storage did not answer: {_reason(error)}") from error
 
 
 def stored_config(study) -> SweepConfig:
     """Return the sweep's config as stored in its study now."""
     values = study.user_attrs.get(CONFIG_ATTR)
     if not isinstance(values, dict):
-        raise SweepError(f"sweep {study.study_name!r} has no settings stored (made by another tool?)")
+        raise SweepError(f"sweep {study.study_name!r} has no settings stored yet (being created, or made elsewhere)")
     return SweepConfig.from_dict(values)
 
 
@@ -317,6 +357,7 @@ def resume(name: str, more_trials: int, url: str | None = None, root: Path | str
     if isinstance(more_trials, bool) or not isinstance(more_trials, int) or more_trials < 1:
         raise SweepError(f"more trials: must be a whole number >= 1, got {more_trials!r}")
     study, config = load(name, url, root)
+    _optuna().storages.fail_stale_trials(study)  # a dead worker's trial is queued again rather than left running
     done = len(_counted(study))
     config = SweepConfig.from_dict({**config.to_dict(), "trials": done + more_trials})
     study.set_user_attr(CONFIG_ATTR, config.to_dict())
@@ -349,12 +390,22 @@ class Watcher(threading.Thread):
     def __init__(self, study):
         super().__init__(daemon=True, name="sweep-watcher")
         self.study, self.current, self.done = study, None, threading.Event()
+        self.lock = threading.Lock()  # held while it writes a STOP file: release() then knows none comes later
+
+    def release(self) -> None:
+        """Stop watching the trial under way, and take back a STOP its end made pointless."""
+        with self.lock:
+            current, self.current = self.current, None
+        if current is not None:
+            (current / runfiles.STOP).unlink(missing_ok=True)
 
     def run(self):
         while not self.done.wait(WATCH_SECONDS):
             try:
                 if self.current is not None and stop_requested(self.study):
-                    (self.current / runfiles.STOP).write_text(control.now_iso())
+                    with self.lock:
+                        if self.current is not None:
+                            (self.current / runfiles.STOP).write_text(control.now_iso())
                 _optuna().storages.fail_stale_trials(self.study)
             except Exception:  # noqa: BLE001 - a storage hiccup: look again next time
                 continue
@@ -373,21 +424,27 @@ class TrialRunner:
         config = stored_config(trial.study)
         params = suggest(trial, config)
         run, lock_fd = control.create_trial_run(config.train_config(params), self.name, trial.number, self.root)
-        trial.set_user_attr("run_id", run.run_id)
-        trial.set_user_attr("host", socket.gethostname())
-        control.label_run(run.run_id, name=f"{self.name} #{trial.number}", tags=[f"sweep-{self.name}"], root=self.root)
-        self.report(f"trial {trial.number}: {describe_params(params)} (run {run.run_id})")
-        self.watcher.current = run.path
         try:
+            trial.set_user_attr("run_id", run.run_id)
+            trial.set_user_attr("host", socket.gethostname())
+            label = f"{self.name} #{trial.number}"
+            control.label_run(run.run_id, name=label, tags=[f"sweep-{self.name}"], root=self.root)
+            self.report(f"trial {trial.number}: {describe_params(params)} (run {run.run_id})")
             from mnist_core.worker import train_here
 
+            self.watcher.current = run.path
             state = train_here(run.path, lambda epoch, value: self.on_epoch(trial, config, epoch, value))
         finally:
-            self.watcher.current = None
+            self.watcher.release()
+            _end_if_running(run.path)  # Ctrl-C or a storage error before or during training: not left running
             os.close(lock_fd)
             _clear_keras()
+            control.schedule(self.root)  # a run queued here meanwhile may start once this trial is over
         run = read_run(run.path)
-        share_model(trial, run)
+        try:
+            share_model(trial, run)
+        except OSError as error:  # the shared folder is gone or full: the trial still counts
+            self.report(f"trial {trial.number}: its model could not be shared ({error.strerror or error})")
         if state == PRUNED:
             raise optuna.TrialPruned(f"pruned after epoch {len(run.epochs)}")
         if state == STOPPED:
@@ -404,6 +461,17 @@ class TrialRunner:
         prune = config.pruning and epoch < config.epochs and trial.should_prune()
         self.report(f"trial {trial.number}: epoch {epoch}/{config.epochs} val {100 * val_accuracy:.2f} %")
         return prune
+
+
+def _end_if_running(path: Path) -> None:
+    """Mark a trial's run stopped when it is still running: its training ended without recording it."""
+    from mnist_core.runs import RUNNING
+
+    try:
+        if read_run(path).state == RUNNING:
+            control.transition(path, STOPPED, (RUNNING,), ended=control.now_iso(), error="its sweep worker stopped")
+    except (RunError, OSError):
+        pass  # recorded already, or the disk refuses: the queue marks it failed once the lock is free
 
 
 def share_model(trial, run) -> None:
@@ -495,28 +563,37 @@ def work(
     root = resolve_root(root)
     watcher = Watcher(study)
     watcher.start()
-    runner, trained = TrialRunner(name, root, watcher, report), 0
+    runner, trained, failed_in_a_row = TrialRunner(name, root, watcher, report), 0, 0
     states = optuna.trial.TrialState
     try:
         while not stop_requested(study):
             optuna.storages.fail_stale_trials(study)
-            config = stored_config(study)
+            planned = stored_config(study).planned_trials()
             trials = study.get_trials(deepcopy=False)
             counted = sum(trial.state in (states.COMPLETE, states.PRUNED) for trial in trials)
             running = sum(trial.state == states.RUNNING for trial in trials)
             waiting = sum(trial.state == states.WAITING for trial in trials)
-            if counted >= config.trials or (config.sampler == "grid" and _grid_done(study, config)):
+            if counted >= planned:
                 break
-            if counted + running >= config.trials and not waiting:
+            if counted + running >= planned and not waiting:
                 time.sleep(WATCH_SECONDS)  # the last trials run elsewhere
                 continue
             runner.last = None
             study.optimize(runner, n_trials=1, catch=(TrialFailed,))
-            if runner.last is not None:
-                trained += 1
-                report(trial_line(study.get_trials(deepcopy=False)[runner.last]))
+            if runner.last is None:
+                continue
+            trained += 1
+            last = study.get_trials(deepcopy=False)[runner.last]
+            report(trial_line(last))
+            failed_in_a_row = failed_in_a_row + 1 if last.state == states.FAIL else 0
+            if failed_in_a_row >= FAILURES_IN_A_ROW and not stop_requested(study):
+                report(
+                    f"sweep {name}: {failed_in_a_row} trials failed in a row here; this worker stops (see their runs)"
+                )
+                break
     finally:
         watcher.done.set()
+        control.schedule(root)  # runs queued here while the trials trained start now
     return trained
 
 
@@ -543,6 +620,7 @@ def start_worker(name: str, url: str | None = None, root: Path | str | None = No
             env=env,
             start_new_session=True,
         )
+    threading.Thread(target=process.wait, daemon=True).start()  # reaped when it ends: no zombie left here
     return process.pid
 
 
@@ -574,7 +652,7 @@ def summary(study, config: SweepConfig) -> SweepSummary:
     count = {state: sum(trial.state.name == state for trial in trials) for state in ("RUNNING", "WAITING")}
     return SweepSummary(
         done=len(_counted(study)),
-        trials=config.trials,
+        trials=config.planned_trials(),
         running=count["RUNNING"],
         waiting=count["WAITING"],
         stopped=stop_requested(study),
@@ -586,14 +664,6 @@ def best_trial(study):
     """Return the sweep's best complete trial, None before the first."""
     complete = [trial for trial in _counted(study) if trial.value is not None and trial.state.name == "COMPLETE"]
     return max(complete, key=lambda trial: trial.value, default=None)
-
-
-def _grid_done(study, config: SweepConfig) -> bool:
-    """Return True once every point of the grid has been tried (complete or pruned)."""
-    size = 1
-    for values in config.search_space().values():
-        size *= len(values)
-    return len(_counted(study)) >= size
 
 
 def trial_rows(study) -> list[dict]:

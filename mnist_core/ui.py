@@ -20,11 +20,11 @@ from PIL import Image
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 
-from mnist_core import access, control, explore, export, imported, runfiles, runs, sweeps
+from mnist_core import access, charts, control, explore, export, imported, inside, inside_charts, runfiles, runs, sweeps
 from mnist_core.access import Actor
 from mnist_core.architectures import build_model, layer_table
 from mnist_core.config import TrainConfig
-from mnist_core.data import DataError, load_mnist
+from mnist_core.data import DataError, load_mnist, to_model_input
 from mnist_core.labels import (
     EPOCHS_DONE,
     SECONDS_PER_EPOCH,
@@ -85,7 +85,9 @@ PAGES = {
     "evaluate": ("pages/4_Evaluate.py", "Evaluate", ":material/target:"),
     "draw": ("pages/5_Draw.py", "Draw", ":material/draw:"),
     "sweep": ("pages/6_Sweep.py", "Sweep", ":material/tune:"),
+    "inside": ("pages/7_Inside.py", "Inside", ":material/layers:"),
 }
+DRAWING_KEY = "inside_drawing"  # the Draw page's last drawing (28x28, 0-1), for the Inside page
 PAGE_ICONS = {title: icon for _, title, icon in PAGES.values()} | {"MNIST studio": PAGES["home"][2]}
 
 
@@ -269,8 +271,10 @@ def pick_run(all_runs: list[runs.Run], key: str, label: str = "Run", default_id:
     by_id = {run.run_id: run for run in all_runs}
     labels = {run.run_id: run_label(run) for run in all_runs}
     wanted = st.query_params.get("run")
-    if st.session_state.get(key) not in by_id:
-        st.session_state[key] = wanted if wanted in by_id else (default_id if default_id in by_id else ids[0])
+    if wanted in by_id:  # a link's ?run= (kept in step with the picker below, so a rerun asks for the same run)
+        st.session_state[key] = wanted
+    elif st.session_state.get(key) not in by_id:
+        st.session_state[key] = default_id if default_id in by_id else ids[0]
     # Streamlit 1.67 shows a keyed selectbox's old label on every other rerun once format_func's text changes
     # (streamlit/streamlit#13788): a run that just stopped still read "running". A widget key that follows the
     # labels makes a fresh selectbox whenever they change; st.session_state[key] keeps the choice.
@@ -627,8 +631,12 @@ def sweep_status(summary: sweeps.SweepSummary) -> str:
 
 
 def sweep_controls(name: str, summary: sweeps.SweepSummary, key: str) -> None:
-    """Show Stop while a sweep is active, else "Resume with N more trials" (which starts a worker here)."""
-    if summary.active:
+    """Show Stop while a sweep is active, and "Resume with N more trials" (which starts a worker here) once it is
+    stopped or done; in a shared studio only for the admin (sweeps start processes of their own)."""
+    if not actor().admin:
+        st.caption("Only the teacher (admin password) starts, stops or resumes sweeps in a shared studio.")
+        return
+    if summary.active and not summary.stopped:
         stop = st.button("Stop the sweep", icon=":material/stop:", key=f"{key}_stop")
         if stop and act(sweeps.request_stop, name) is not None:
             st.toast("Stop requested: the trial under way stops within a batch or two, on every machine.")
@@ -664,6 +672,112 @@ def best_trial(trial, name: str, all_runs: list[runs.Run], key: str) -> None:
     for column, page in zip(st.columns(4), ("train", "compare", "evaluate", "draw"), strict=True):
         with column:
             link(page, f"Open on {PAGES[page][1]}", run_id)
+
+
+def inside_input(view: explore.DatasetView, key: str) -> tuple[np.ndarray, str, int | None]:
+    """Show where the Inside page's input comes from (the Draw page's drawing, or a test digit, which a link's
+    ?digit= chooses); return (the (28, 28) image in [0, 1], what it is in words, its true label or None)."""
+    drawing = st.session_state.get(DRAWING_KEY)
+    asked = st.query_params.get("digit")
+    count = len(view.labels["test"])
+    if asked is not None and asked.isdigit() and int(asked) < count:
+        st.session_state[f"{key}_source"], st.session_state[f"{key}_digit"] = "test", int(asked)
+    options = ["drawing", "test"] if drawing is not None else ["test"]
+    if st.session_state.get(f"{key}_source") not in options:
+        st.session_state[f"{key}_source"] = options[0]
+    source = st.segmented_control(
+        "Input",
+        options,
+        format_func={"drawing": "Your drawing", "test": "A test digit"}.get,
+        key=f"{key}_source",
+        required=True,
+    )
+    if source == "drawing":
+        return drawing, "your drawing on the Draw page", None
+    index = st.number_input("Test digit #", 0, count - 1, key=f"{key}_digit", help="Any of the 10,000 test digits")
+    st.query_params["digit"] = str(index)
+    image = to_model_input(view.images["test"][index : index + 1])[0, :, :, 0]
+    return image, f"test digit #{index:,}", int(view.labels["test"][index])
+
+
+def layer_outputs(outputs: list, key: str) -> None:
+    """Show every layer's output in order: feature maps as a tiled image, a vector's strongest units as bars."""
+    st.caption(
+        "The input goes through the layers from top to bottom. Feature maps: dark where a filter responds "
+        f"(the first {inside_charts.MAPS_SHOWN} channels); dense layers: their {inside_charts.UNITS_SHOWN} most "
+        "active units."
+    )
+    for index, output in enumerate(outputs):
+        title = f"{index + 1}. {output.name} · {output.kind} · {' x '.join(map(str, output.shape))}"
+        if output.is_map:
+            st.markdown(f"**{title}**")
+            st.image(inside_charts.tile_maps(output.values), width="stretch", clamp=True)
+        elif index == len(outputs) - 1:
+            st.plotly_chart(
+                charts.probability_figure(output.values, height=220, title=title), key=f"{key}_layer_{index}"
+            )
+        else:
+            units = inside_charts.strongest_units(output.values)
+            st.plotly_chart(inside_charts.units_figure(units, title), key=f"{key}_layer_{index}")
+
+
+def first_filters(kernels) -> None:
+    """Show the first convolution's learned kernels as small images (or why there are none)."""
+    if kernels is None:
+        st.info("This model has no convolution: its first layer sees the 784 pixels as one long list.")
+        return
+    size = f"{kernels.shape[1]}x{kernels.shape[2]}"
+    st.caption(
+        f"The {len(kernels)} {size} kernels the first convolution learned. Grey is 0, light adds the pixel, dark "
+        "subtracts it: a light row above a dark one responds to the top edge of a stroke."
+    )
+    st.image(inside_charts.filters_image(kernels), width=min(640, 60 * min(8, len(kernels))), clamp=True)
+
+
+def saliency(image: np.ndarray, views: inside.Inspector, target: int) -> None:
+    """Show Grad-CAM (convolutional models) and integrated gradients (every model) for class `target`."""
+    cam_column, gradients_column = st.columns(2)
+    with cam_column:
+        st.markdown(f"**Grad-CAM for {target}**")
+        cam = views.grad_cam(image, target)
+        if cam is None:
+            st.info("Grad-CAM needs a convolution; this model has none. Integrated gradients work for any model.")
+        else:
+            st.image(inside_charts.overlay(image, cam), width="stretch")
+            st.caption(
+                "Red: the regions of the last convolution's feature maps whose activity raises the score of "
+                f"{target}; coarse, because that layer sees the digit at low resolution."
+            )
+    with gradients_column:
+        st.markdown(f"**Integrated gradients for {target}**")
+        attributions = views.integrated_gradients(image, target)
+        st.image(inside_charts.overlay(image, attributions, signed=True), width="stretch")
+        st.caption(
+            f"Each pixel's share of the change in the probability of {target} from a black image to this one "
+            f"(they add up to it: {attributions.sum():+.3f}). Red raises it, blue lowers it."
+        )
+
+
+def embedding_view(views: inside.Inspector, view: explore.DatasetView, image: np.ndarray, key: str) -> None:
+    """Show where the input lands among the first test digits (PCA or t-SNE) and the digits most like it."""
+    method = st.segmented_control(
+        "Map",
+        inside.EMBEDDING_METHODS,
+        format_func={"pca": "PCA", "tsne": "t-SNE"}.get,
+        key=f"{key}_map",
+        default="pca",
+        required=True,
+    )
+    digits = view.images["test"][: inside.EMBEDDING_DIGITS]
+    with st.spinner(f"Mapping {len(digits):,} test digits (once per model)…"):
+        embedding = views.embedding(to_model_input(digits)[..., 0], method)
+    feature = views.features(image[None])[0]
+    point = embedding.place(feature)
+    labels = view.labels["test"][: inside.EMBEDDING_DIGITS]
+    st.plotly_chart(inside_charts.embedding_figure(embedding.coords, labels, point, method), key=f"{key}_embedding")
+    closest = inside.nearest(embedding.features, feature)
+    st.markdown("**The test digits most like yours** (nearest in the penultimate layer's features)")
+    image_grid([digits[i] for i in closest], [f"#{i}: a {labels[i]}" for i in closest])
 
 
 def config_caption(config) -> str:

@@ -42,10 +42,13 @@ def device_line() -> str:
     return f"training on {len(gpus)} GPU(s)" if gpus else "no GPU found, training on the CPU"
 
 
-def train_here(path: Path, on_epoch=None) -> str:
+def train_here(path: Path, on_epoch=None, announce: bool = False) -> str:
     """Train the run at `path` (running, its worker.lock held by this process) in this process and record how it
-    ended; return the state it ended in. `on_epoch` as in training.train_run."""
+    ended; return the state it ended in. `on_epoch` as in training.train_run; `announce` prints where it trains
+    (TensorFlow's import, inside: a broken install is recorded too)."""
     try:
+        if announce:
+            print(f"{control.now_iso()} training {path.name}: {device_line()}", flush=True)
         from mnist_core.training import train_run
 
         state = train_run(path, on_epoch)
@@ -67,9 +70,7 @@ def train_here(path: Path, on_epoch=None) -> str:
 
 def main(run_dir: str) -> int:
     """Train the run in `run_dir` and record how it ended; return the exit code."""
-    path = Path(run_dir).resolve()
-    print(f"{control.now_iso()} training {path.name}: {device_line()}", flush=True)
-    return 1 if train_here(path) == FAILED else 0
+    return 1 if train_here(Path(run_dir).resolve(), announce=True) == FAILED else 0
 
 
 if __name__ == "__main__":

@@ -83,8 +83,17 @@ rows, description = evaluate.gallery(
     None if true_digit == "any" else true_digit,
     None if predicted_digit == "any" else predicted_digit,
 )
-st.caption(description + (f" (first {GALLERY_SIZE} shown)" if len(rows) > GALLERY_SIZE else ""))
-ui.image_grid(
-    [view.images["test"][row["index"]] for row in rows[:GALLERY_SIZE]],
-    [f"#{row['index']}: {row['true']} → {row['predicted']} ({row['confidence']:.0%})" for row in rows[:GALLERY_SIZE]],
+st.caption(
+    description
+    + (f" (first {GALLERY_SIZE} shown)" if len(rows) > GALLERY_SIZE else "")
+    + ": click one to see inside the model."
 )
+shown = rows[:GALLERY_SIZE]
+clicked = ui.clickable_grid(
+    [view.images["test"][row["index"]] for row in shown],
+    [f"#{row['index']}: {row['true']} → {row['predicted']} ({row['confidence']:.0%})" for row in shown],
+    [row["index"] for row in shown],
+    key=f"evaluate_gallery_{true_digit}_{predicted_digit}",
+)
+if clicked is not None:  # a digit opens inside the model: its layers, where the model looked
+    st.switch_page(ui.PAGES["inside"][0], query_params={"run": run.run_id, "digit": str(clicked)})

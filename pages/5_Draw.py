@@ -61,6 +61,7 @@ with result_column:
     if prepared.blank:
         st.info("The canvas is blank: draw a digit to see the predictions.")
         st.stop()
+    st.session_state[ui.DRAWING_KEY] = prepared.image  # the Inside page shows it inside any model
     try:
         probabilities = models.run_predictor(run).probabilities(prepared.image)
     except models.ModelFileError as error:
@@ -75,6 +76,7 @@ with result_column:
         verdict.metric("Prediction", digit, help="the digit with the highest probability")
         verdict.metric("Confidence", ui.percent(float(probabilities[digit])))
         chart.plotly_chart(charts.probability_figure(probabilities), key="draw_probabilities")
+    ui.link("inside", "See inside the model: layer by layer, where it looks", run.run_id)
     st.markdown("**What the model sees**")
     step_columns = st.columns(len(STEP_TITLES))
     for column, (step, title) in zip(step_columns, STEP_TITLES.items(), strict=True):

@@ -14,7 +14,7 @@ settings, view = st.columns([1, 2], gap="large")
 with settings:
     st.subheader("New sweep")
     name, config, problem = ui.sweep_form("sweep_new", {key: arch.title for key, arch in ARCHITECTURES.items()})
-    if st.button("Start sweep", type="primary", key="sweep_start", width="stretch"):
+    if st.button("Start sweep", type="primary", key="sweep_start", width="stretch", disabled=not ui.actor().admin):
         if problem:
             st.error(problem)
         elif ui.act(sweeps.start, name, config) is not None:
@@ -25,8 +25,10 @@ with settings:
 
 def show_sweep(name: str, was_active: bool) -> None:
     """Show a sweep's state, its controls, the best trial and the trials' table and figures."""
-    study, config = sweeps.load(name)
-    summary = sweeps.summary(study, config)
+    loaded = ui.act(sweeps.load_summary, name)
+    if loaded is None:
+        return
+    study, config, summary = loaded
     if summary.active != was_active:
         st.rerun()  # it started or ended: the whole page changes (and stops refreshing once done)
     st.markdown(f"**{name}** · {config.architecture} · {ui.sweep_status(summary)}")
@@ -58,5 +60,6 @@ with view:
         st.info("No sweeps yet: choose what to search on the left and press **Start sweep**.")
         st.stop()
     chosen = st.selectbox("Sweep", names, key="sweep_chosen")
-    active = ui.act(lambda: sweeps.summary(*sweeps.load(chosen)).active)
+    loaded = ui.act(sweeps.load_summary, chosen)
+    active = loaded is not None and loaded[2].active
     ui.fragment(REFRESH_SECONDS if active else None)(show_sweep)(chosen, bool(active))

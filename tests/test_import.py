@@ -3,6 +3,7 @@ with a one-line reason and nothing left behind, and what an imported run can and
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -303,3 +304,25 @@ def test_every_page_takes_an_imported_run_beside_one_trained_here(runs_dir, tmp_
     draw.button(key="draw_sample_button").click().run()
     assert not draw.exception
     assert any("Imported model" in md.value for md in draw.markdown)
+
+
+def test_an_unbuilt_model_and_a_function_gadget_are_refused_in_one_line(runs_dir, tmp_path):
+    unbuilt = keras.Sequential([layers.Flatten(), layers.Dense(10, activation="softmax")])  # no input yet
+    unbuilt.save(tmp_path / "unbuilt.keras")
+    with pytest.raises(imported.ImportRefused) as caught:
+        imported.import_file(tmp_path / "unbuilt.keras")
+    assert "\n" not in str(caught.value) and str(caught.value).startswith("cannot import unbuilt.keras: ")
+    # A function named by the config (here one that would build a layer from a SavedModel) is never looked up.
+    path = saved(small_model(), tmp_path / "plain.keras")
+    with zipfile.ZipFile(path) as archive:
+        files = {name: archive.read(name) for name in archive.namelist()}
+    config = json.loads(files["config.json"])
+    gadget = {"module": "keras.layers", "class_name": "function", "config": "TFSMLayer", "registered_name": "function"}
+    config["config"]["layers"][-1]["config"]["activation"] = gadget
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "gadget.keras", "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    with pytest.raises(imported.ImportRefused, match=r"custom objects \(function TFSMLayer\)"):
+        imported.import_file(tmp_path / "gadget.keras")
+    assert left_in(runs_dir) == []

@@ -14,7 +14,7 @@ import pytest
 from conftest import REPO_ROOT, run_cli, wait_until
 from streamlit.testing.v1 import AppTest
 
-from mnist_core import runfiles, runs, sweeps
+from mnist_core import runfiles, runs, sweep_charts, sweeps
 from mnist_core.data import to_model_input
 from mnist_core.models import run_predictor
 
@@ -204,6 +204,9 @@ def test_two_machines_share_a_postgresql_sweep_and_a_killed_workers_trial_is_ret
     app = AppTest.from_file(str(REPO_ROOT / "pages/6_Sweep.py"), default_timeout=120).run()
     assert not app.exception, [e.value for e in app.exception]
     assert len(app.dataframe[0].value) == len(trials)
+    curves = sweep_charts.curves_figure(sweeps.trial_rows(study), None)  # what the page draws, from the storage
+    drawn_runs = {trial.user_attrs["run_id"] for trial in trials if trial.intermediate_values}
+    assert len(curves.data) == len(drawn_runs) and {run.run_id for run in both} >= drawn_runs
     best = sweeps.best_trial(study)
     app.button(key=f"sweep_fetch_{best.number}").click().run()
     assert not app.exception, [e.value for e in app.exception]
@@ -300,8 +303,6 @@ def test_stop_and_resume_from_the_sweep_page(runs_dir):
 def test_importance_waits_for_enough_trials_and_then_ranks_what_optuna_ranks():
     import optuna
 
-    from mnist_core import sweep_charts
-
     study = optuna.create_study(direction="maximize")
     distributions = {
         "learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True),
@@ -317,3 +318,34 @@ def test_importance_waits_for_enough_trials_and_then_ranks_what_optuna_ranks():
     bars = {name: value for trace in figure.data for name, value in zip(trace.y, trace.x, strict=True)}
     assert set(bars) == set(importances)
     assert max(bars, key=bars.get) == max(importances, key=importances.get) == "learning_rate"
+
+
+def test_a_run_queued_while_a_trial_trains_starts_after_it(runs_dir):
+    import threading
+
+    from mnist_core import control
+    from mnist_core.config import TrainConfig
+
+    sweeps.create("busy", sweeps.SweepConfig("mlp", trials=1, epochs=6, train_subset=2000, pruning=False))
+    worker_thread = threading.Thread(target=sweeps.work, args=("busy",), kwargs={"report": lambda line: None})
+    worker_thread.start()
+    wait_until(lambda: [r for r in sweep_runs(runs_dir, "busy") if r.state == runs.RUNNING], what="the trial")
+    waiting = control.start_run(TrainConfig.for_architecture("mlp", epochs=1, train_subset=600))
+    assert waiting.state == runs.QUEUED  # one trains at a time: the trial holds the slot
+    worker_thread.join(timeout=300)
+    assert runs.read_run(waiting.path).state != runs.QUEUED  # started once the trial ended, by the sweep worker
+    assert control.wait_for(waiting, timeout=180) == runs.FINISHED
+
+
+def test_a_worker_whose_trials_keep_failing_stops(runs_dir, tmp_path):
+    sweeps.create("broken", sweeps.SweepConfig("mlp", trials=8, epochs=1, train_subset=600))
+    env = dict(os.environ, MNIST_RUNS_DIR=str(runs_dir), MNIST_DATA_DIR=str(tmp_path / "no-data-here"))
+    done = subprocess.run(
+        [sys.executable, "-m", "mnist_core", "sweep", "worker", "broken"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"{sweeps.FAILURES_IN_A_ROW} trials failed in a row here; this worker stops" in done.stdout
+    study, _ = sweeps.load("broken")
+    assert [trial.state.name for trial in study.trials] == ["FAIL"] * sweeps.FAILURES_IN_A_ROW
+    assert all(run.state == runs.FAILED for run in sweep_runs(runs_dir, "broken"))
