@@ -39,6 +39,8 @@ CONFIG_LIMIT = 4 * 2**20  # config.json is a few kilobytes; megabytes of it are 
 STUDIO_INPUT = (IMAGE_SIZE, IMAGE_SIZE, 1)
 ACCEPTED_INPUTS = (STUDIO_INPUT, (IMAGE_SIZE, IMAGE_SIZE))
 STALE_STAGING_SECONDS = 3600  # a staging folder this old was left by a killed import: the next one removes it
+# The largest layer a digit model needs is far below these (the widest here: 512 units, 128 filters, 5x5 kernels).
+LAYER_LIMITS = {"units": 8192, "filters": 2048, "kernel_size": 15}
 # The modules whose functions a config may name (an activation, a loss, a metric); any other function, such as
 # one that builds a TFSMLayer from a SavedModel, is refused before Keras sees it.
 SAFE_FUNCTION_MODULES = ("keras.activations", "keras.losses", "keras.metrics", "keras.src.activations.activations")
@@ -185,6 +187,9 @@ def _finish(staging: Path, staged: Path, source: str, name: str | None, architec
 def _load_keras(path: Path):
     """Return the model in a .keras file, loaded with safe_mode=True once its config passed inspection."""
     config = _keras_config(path)
+    too_big = oversized_layer(config)
+    if too_big:
+        raise ImportRefused(too_big)
     lambdas, foreign = foreign_objects(config)
     if lambdas:
         raise ImportRefused("has a Lambda layer (Python code inside the file), which the studio never runs")
@@ -218,6 +223,24 @@ def _keras_config(path: Path) -> dict:
     if not isinstance(config, dict):
         raise ImportRefused("its config.json is not a model's config")
     return config
+
+
+def oversized_layer(config) -> str | None:
+    """Return why a config declares a layer too large to build (Keras allocates it before it reads a weight: a
+    few bytes of JSON could ask for gigabytes), None when every width and kernel is within bounds."""
+    stack = [config]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, dict):
+            for key, limit in LAYER_LIMITS.items():
+                numbers = value.get(key)
+                numbers = numbers if isinstance(numbers, list) else [numbers]
+                if any(isinstance(n, int) and not isinstance(n, bool) and n > limit for n in numbers):
+                    return f"a layer declares {key} {value[key]}, more than the {limit:,} the studio builds"
+            stack.extend(value.values())
+    return None
 
 
 def foreign_objects(config) -> tuple[bool, set[str]]:

@@ -13,7 +13,7 @@ import pytest
 from conftest import run_cli
 
 from mnist_core import compare, control, evaluate, export, imported, models, runfiles, runs
-from mnist_core.architectures import build_model
+from mnist_core.architectures import ARCHITECTURES, build_model
 from mnist_core.data import to_model_input
 from mnist_core.tfimport import import_keras
 
@@ -135,12 +135,13 @@ def test_custom_objects_are_refused(runs_dir, tmp_path):
 
 def test_every_architecture_saved_by_keras_passes_the_inspection(tmp_path):
     """The refusal of foreign objects must not catch Keras's own (optimizer and loss included)."""
-    for key in ("mlp", "deeper_cnn_bn", "strong_cnn"):
+    for key in ARCHITECTURES:
         model = build_model(key)
         model.compile(optimizer="adamw", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         path = saved(model, tmp_path / f"{key}.keras")
         config = imported._keras_config(path)
         assert imported.foreign_objects(config) == (False, set()), key
+        assert imported.oversized_layer(config) is None, key
 
 
 @pytest.mark.parametrize(
@@ -306,7 +307,7 @@ def test_every_page_takes_an_imported_run_beside_one_trained_here(runs_dir, tmp_
     assert any("Imported model" in md.value for md in draw.markdown)
 
 
-def test_an_unbuilt_model_and_a_function_gadget_are_refused_in_one_line(runs_dir, tmp_path):
+def test_an_unbuilt_model_a_function_gadget_and_a_memory_bomb_are_refused_in_one_line(runs_dir, tmp_path):
     unbuilt = keras.Sequential([layers.Flatten(), layers.Dense(10, activation="softmax")])  # no input yet
     unbuilt.save(tmp_path / "unbuilt.keras")
     with pytest.raises(imported.ImportRefused) as caught:
@@ -325,4 +326,13 @@ def test_an_unbuilt_model_and_a_function_gadget_are_refused_in_one_line(runs_dir
             archive.writestr(name, data)
     with pytest.raises(imported.ImportRefused, match=r"custom objects \(function TFSMLayer\)"):
         imported.import_file(tmp_path / "gadget.keras")
+    # A few bytes of JSON asking for a 5,000,000-unit layer (20 GB to build) are refused before Keras builds it.
+    config = json.loads(files["config.json"])
+    config["config"]["layers"][-1]["config"]["units"] = 5_000_000
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(tmp_path / "huge.keras", "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    with pytest.raises(imported.ImportRefused, match="declares units 5000000, more than the 8,192"):
+        imported.import_file(tmp_path / "huge.keras")
     assert left_in(runs_dir) == []
