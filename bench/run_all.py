@@ -24,6 +24,7 @@ BENCHMARKS = [
     ("cold_start", "cold_start.py", []),
     ("memory", "memory.py", []),
     ("sweep", "sweep.py", []),
+    ("inside", "inside.py", []),
 ]
 
 

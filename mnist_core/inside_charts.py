@@ -11,6 +11,7 @@ from mnist_core.charts import LAYOUT, PALETTE, chart_title
 MAPS_SHOWN = 32  # feature maps of one layer shown (the first ones, in channel order)
 UNITS_SHOWN = 12  # a dense layer's strongest units shown
 MAP_GAP = 1  # pixels between tiled maps
+MAP_PIXELS = 56  # each map is enlarged by a whole factor to at least this size
 DIGIT_COLORS = (*PALETTE, "#333333")  # ten: one per digit on the embedding map
 
 
@@ -20,7 +21,8 @@ def tile_maps(values: np.ndarray, columns: int = 8, shown: int = MAPS_SHOWN) -> 
     maps = np.moveaxis(values[:, :, :shown], -1, 0)
     tops = np.abs(maps).max(axis=(1, 2), keepdims=True)
     scaled = np.where(tops > 0, np.clip(maps / np.where(tops > 0, tops, 1), 0, 1), 0)
-    return _tiled(1 - scaled, columns)
+    crisp = max(1, MAP_PIXELS // maps.shape[1])  # small maps enlarged here: a browser would blur them
+    return _tiled(np.kron(1 - scaled, np.ones((1, crisp, crisp))), columns)
 
 
 def strongest_units(values: np.ndarray, count: int = UNITS_SHOWN) -> list[tuple[int, float]]:

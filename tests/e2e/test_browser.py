@@ -372,15 +372,15 @@ def test_evaluate_confusion_matrix_and_gallery(page: Page, server, finished_runs
     assert misclassified == 10_000 - sum(matrix["text"][i] for i in range(100) if matrix["x"][i] == matrix["y"][i])
 
     expect(page.get_by_role("heading", name="Test digits of the chosen cell")).to_be_visible()
-    gallery = page.locator(".mnist-grid img")
+    gallery = thumbnails(page)  # clickable: a digit opens on the Inside page
     expect(gallery).to_have_count(min(misclassified, 60))
     wait_until(
         page,
-        lambda: gallery.evaluate_all("images => images.every(i => i.complete && i.naturalWidth === 28)"),
+        lambda: gallery.locator("img").evaluate_all("images => images.every(i => i.complete && i.naturalWidth)"),
         30,
         "the gallery's images to load",
     )
-    expect(page.locator(".mnist-grid figcaption").first).to_have_text(re.compile(r"^#\d+: \d → \d \(\d+%\)$"))
+    expect(gallery.first).to_have_attribute("title", re.compile(r"^#\d+: \d → \d \(\d+%\)$"))
 
     # A click on a cell boxes it and fills both dropdowns; changing a dropdown moves the box; the same cell
     # clicked again registers again; other cells keep their look.
@@ -410,6 +410,53 @@ def test_evaluate_confusion_matrix_and_gallery(page: Page, server, finished_runs
         "points => points.map(p => getComputedStyle(p).opacity)"
     )
     assert set(opacities) == {"1"}, f"cells were greyed out after a click: {set(opacities)}"
+    no_exception(page)
+
+
+def test_inside_a_model_from_a_drawing_and_from_a_mistake(page: Page, server, finished_runs, shoot):
+    """A '1' drawn on Draw opens on the Inside page: every layer, the filters, Grad-CAM and integrated gradients,
+    and the embedding map with the nearest test digits; a mistake clicked on Evaluate opens there too."""
+    quick, _ = finished_runs
+    open_page(page, server, f"/Draw?run={quick.run_id}")
+    draw(page, ready_canvas(page), [(140, 40), (140, 240)], steps=20)
+    shown_prediction(page)
+    page.get_by_role("link", name=re.compile("See inside the model")).click()
+    wait_for_app(page)
+    expect(page.locator("h1").first).to_contain_text("Inside")
+    expect(selectbox(page, "Model")).to_have_value(re.compile(quick.run_id))
+    expect(page.get_by_text("Predicted 1")).to_be_visible()
+    expect(page.get_by_text("your drawing on the Draw page")).to_be_visible()
+    layers = page.get_by_text(
+        re.compile(r"^\d+\. .* · (Conv2D|BatchNormalization|ReLU|MaxPooling2D) · \d+ x \d+ x \d+$")
+    )
+    expect(layers.first).to_be_visible()
+    assert layers.count() >= 9  # fast_cnn: three conv, batch-norm, ReLU and pooling blocks
+    shoot(page, "layers")
+    page.get_by_role("tab", name="First-layer filters").click()
+    expect(page.get_by_text(re.compile("The 16 3x3 kernels the first convolution learned"))).to_be_visible()
+    page.get_by_role("tab", name="Where it looks").click()
+    expect(page.get_by_text("Grad-CAM for 1")).to_be_visible()
+    expect(page.get_by_text("Integrated gradients for 1")).to_be_visible()
+    shoot(page, "looks")
+    page.get_by_role("tab", name="Where it lands").click()
+    expect(page.locator(".st-key-inside_embedding .js-plotly-plot")).to_be_visible(timeout=60_000)
+    traces = page.locator(".st-key-inside_embedding .js-plotly-plot").first.evaluate(
+        "g => g._fullData.map(t => [t.name, (t.x || []).length])"
+    )
+    assert [name for name, _ in traces] == [str(d) for d in range(10)] + ["this input"]
+    assert sum(count for name, count in traces[:10]) == 2000 and traces[10][1] == 1
+    expect(page.get_by_text("The test digits most like yours")).to_be_visible()
+    shoot(page, "lands")
+    no_exception(page)
+
+    open_page(page, server, f"/Evaluate?run={quick.run_id}")  # evaluated by the test above
+    tile = thumbnails(page).first
+    expect(tile).to_be_visible()
+    index = int(re.match(r"#(\d+):", tile.get_attribute("title")).group(1))
+    tile.click()
+    wait_for_app(page)
+    expect(page.locator("h1").first).to_contain_text("Inside")
+    expect(page.get_by_text(f"test digit #{index:,}")).to_be_visible()
     no_exception(page)
 
 
