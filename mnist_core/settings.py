@@ -12,6 +12,8 @@ PUBLISHED_CURVES_CSV = RESOURCES_DIR / "published_curves.csv"
 
 DATA_DIR_ENV = "MNIST_DATA_DIR"
 RUNS_DIR_ENV = "MNIST_RUNS_DIR"
+DRAWINGS_DIR_ENV = "MNIST_DRAWINGS_DIR"  # the person's own labelled drawings (default ./drawings, beside ./runs)
+DEFAULT_DRAWINGS_DIR = "drawings"
 MAX_CONCURRENT_ENV = "MNIST_MAX_CONCURRENT_RUNS"
 DEFAULT_RUNS_DIR = "runs"
 DEFAULT_MAX_CONCURRENT_RUNS = 1  # two cores: a second run would only halve both
@@ -44,6 +46,11 @@ EVALUATION_BATCH_SIZE = 256  # the fastest of 64-1024 for every architecture her
 def runs_root() -> Path:
     """Return the folder that holds every run (MNIST_RUNS_DIR, else ./runs)."""
     return Path(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR).resolve()
+
+
+def drawings_root() -> Path:
+    """Return the folder of the person's saved drawings (MNIST_DRAWINGS_DIR, else ./drawings)."""
+    return Path(os.environ.get(DRAWINGS_DIR_ENV) or DEFAULT_DRAWINGS_DIR).resolve()
 
 
 def _positive_int_env(name: str, default: int) -> int:

@@ -20,7 +20,20 @@ from PIL import Image
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 
-from mnist_core import access, charts, control, explore, export, imported, inside, inside_charts, runfiles, runs, sweeps
+from mnist_core import (
+    access,
+    charts,
+    control,
+    drawings,
+    explore,
+    export,
+    imported,
+    inside,
+    inside_charts,
+    runfiles,
+    runs,
+    sweeps,
+)
 from mnist_core.access import Actor
 from mnist_core.architectures import build_model, layer_table
 from mnist_core.config import TrainConfig
@@ -778,6 +791,99 @@ def embedding_view(views: inside.Inspector, view: explore.DatasetView, image: np
     closest = inside.nearest(embedding.features, feature)
     st.markdown("**The test digits most like yours** (nearest in the penultimate layer's features)")
     image_grid([digits[i] for i in closest], [f"#{i}: a {labels[i]}" for i in closest])
+
+
+def save_drawing_control(image: np.ndarray, raw: np.ndarray | None, key: str) -> None:
+    """Show "Save as": the ten digits, one click saves the drawing with that label into my drawings."""
+
+    def save() -> None:
+        label = st.session_state.get(f"{key}_label")
+        st.session_state[f"{key}_label"] = None  # ready for the next drawing
+        if label is None:
+            return
+        try:
+            drawings.save_drawing(image, int(label), raw)
+        except drawings.DrawingError as error:
+            st.toast(str(error)[:1].upper() + str(error)[1:], icon=":material/error:")
+            return
+        count = drawings.counts(my_drawings())[int(label)]
+        st.toast(
+            f"Saved as a {label}: {count} of your {label}s now (Dataset page, my drawings).", icon=":material/save:"
+        )
+
+    st.pills(
+        "Save this drawing as",
+        list(range(10)),
+        key=f"{key}_label",
+        on_change=save,
+        help="The digit you meant: it joins your own labelled set (Dataset page, my drawings) to score models on.",
+    )
+
+
+def my_drawings() -> drawings.DrawingSet:
+    """Return the saved drawings, read again whenever one is saved, deleted or restored."""
+    return _my_drawings(str(drawings.resolve(None)), drawings.version())
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _my_drawings(root: str, version: tuple) -> drawings.DrawingSet:
+    """Return the drawings in `root` as of `version` (one read per change, for every tab)."""
+    return drawings.load_drawings(root)
+
+
+def my_drawings_view(key: str) -> None:
+    """Show my drawings: class counts, the drawings (a click picks one), the one picked large with Delete, and
+    Undo of the last deletion."""
+    undo = st.session_state.get(f"{key}_deleted")
+    if undo:
+        message, button = st.columns([4, 1], vertical_alignment="center")
+        message.info("The drawing is in the trash.", icon=":material/delete:")
+        if button.button("Undo", icon=":material/undo:", key=f"{key}_undo"):
+            try:
+                drawings.restore_drawing(undo)
+            except drawings.DrawingError as error:
+                st.error(str(error))
+            del st.session_state[f"{key}_deleted"]
+            st.rerun()
+    mine = my_drawings()
+    for problem in mine.problems:
+        st.warning(problem, icon=":material/warning:")
+    if not len(mine):
+        st.info(
+            "No drawings of yours yet: draw a digit on the Draw page, then click it under **Save this drawing as**."
+        )
+        link("draw", "Go to Draw")
+        return
+    plural = "drawing" if len(mine) == 1 else "drawings"
+    st.caption(f"{len(mine):,} {plural} of yours, saved in `{drawings.resolve(None)}` (PNG files and labels.csv).")
+    st.plotly_chart(charts.class_counts_figure({"my drawings": drawings.counts(mine)}), key=f"{key}_mine_counts")
+    chosen_key = f"{key}_mine_chosen"
+    clicked = clickable_grid(
+        list(mine.images),
+        [f"a {label}" for label in mine.labels],
+        list(range(len(mine))),
+        key=f"{key}_mine_grid_{len(mine)}",
+        selected=st.session_state.get(chosen_key),
+    )
+    if clicked is not None:
+        st.session_state[chosen_key] = clicked
+        st.rerun()
+    chosen = st.session_state.get(chosen_key)
+    if chosen is None or chosen >= len(mine):
+        st.caption("Click a drawing to see it large, or to delete it.")
+        return
+    image_column, info_column = st.columns([3, 1])
+    name = mine.names[chosen]
+    image_column.plotly_chart(charts.digit_figure(mine.images[chosen], title=name), key=f"{key}_mine_digit")
+    info_column.metric("Label", int(mine.labels[chosen]))
+    info_column.caption(f"Saved {mine.saved[chosen].replace('T', ' ')[:16]}")
+    if info_column.button("Delete this drawing", icon=":material/delete:", key=f"{key}_mine_delete"):
+        try:
+            st.session_state[f"{key}_deleted"] = drawings.delete_drawing(name)
+        except drawings.DrawingError as error:
+            st.error(str(error))
+        st.session_state.pop(chosen_key, None)
+        st.rerun()
 
 
 def config_caption(config) -> str:

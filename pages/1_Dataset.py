@@ -1,4 +1,5 @@
-"""Dataset: browse MNIST digits by split and label; class counts, mean digits, pixel histogram."""
+"""Dataset: browse MNIST digits by split and label (and your own saved drawings); class counts, mean digits,
+pixel histogram."""
 
 import streamlit as st
 
@@ -8,7 +9,11 @@ ui.page_setup("Dataset")
 view = ui.dataset_or_stop()
 
 left, middle, right = st.columns([2, 2, 1])
-split = left.segmented_control("Split", explore.SPLITS, default="train", required=True, key="dataset_split")
+MINE = "my drawings"
+split = left.segmented_control("Split", [*explore.SPLITS, MINE], default="train", required=True, key="dataset_split")
+if split == MINE:
+    ui.my_drawings_view("dataset")
+    st.stop()
 label = middle.selectbox("Label", ["all", *range(10)], key="dataset_label")
 per_page = right.selectbox("Per page", [24, 48, 96], key="dataset_per_page")
 

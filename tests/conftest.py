@@ -41,6 +41,7 @@ def runs_dir(tmp_path, monkeypatch) -> Path:
     """Point MNIST_RUNS_DIR at this test's own folder, so no test sees another's runs."""
     root = tmp_path / "runs"
     monkeypatch.setenv("MNIST_RUNS_DIR", str(root))
+    monkeypatch.setenv("MNIST_DRAWINGS_DIR", str(tmp_path / "drawings"))
     monkeypatch.delenv("MNIST_MAX_CONCURRENT_RUNS", raising=False)
     for name in ("MNIST_STUDIO_PASSWORD_HASH", "MNIST_STUDIO_ADMIN_PASSWORD_HASH"):  # local mode unless a test sets one
         monkeypatch.delenv(name, raising=False)

@@ -124,6 +124,7 @@ def start_server(
     every 20 ms), else stop it and raise ServerError."""
     port = free_port()
     environment = dict(os.environ, MNIST_RUNS_DIR=str(runs_dir), PYTHONUNBUFFERED="1")
+    environment["MNIST_DRAWINGS_DIR"] = str(runs_dir.parent / "drawings")  # beside the runs, as by default
     environment.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as started from a shell: the app sets TensorFlow's log level itself
     for name, value in (env or {}).items():
         if value is None:

@@ -460,6 +460,47 @@ def test_inside_a_model_from_a_drawing_and_from_a_mistake(page: Page, server, fi
     no_exception(page)
 
 
+def test_save_my_drawings_browse_them_delete_and_undo(page: Page, server, finished_runs, shoot):
+    """Two drawings saved from the Draw page with one click each land in my drawings (PNG + labels.csv); the
+    Dataset page shows them with their counts; one deleted comes back with Undo."""
+    from mnist_core import drawings
+
+    folder = server.runs_dir.parent / "drawings"
+    quick, _ = finished_runs
+    open_page(page, server, f"/Draw?run={quick.run_id}")
+    for label, stroke in ((1, [(140, 40), (140, 240)]), (7, [(70, 50), (210, 50), (120, 240)])):
+        page.locator(".st-key-draw_clear button:visible").click()
+        wait_for_app(page)
+        draw(page, ready_canvas(page), stroke, steps=20)
+        shown_prediction(page)
+        pills = page.locator('[data-testid="stButtonGroup"]').filter(has=page.get_by_text("0", exact=True))
+        pills.locator("button").filter(has_text=re.compile(f"^{label}$")).click()
+        expect(page.get_by_text(f"Saved as a {label}")).to_be_visible()
+        wait_for_app(page)
+    saved = drawings.load_drawings(folder)
+    assert sorted(saved.labels.tolist()) == [1, 7] and saved.problems == ()
+    assert all(image.max() > 200 for image in saved.images)  # the ink as the model saw it
+
+    open_page(page, server, "/Dataset")
+    page.locator('[data-testid="stButtonGroup"] button').filter(has_text="my drawings").click()
+    wait_for_app(page)
+    expect(page.get_by_text("2 drawings of yours")).to_be_visible()
+    tiles = thumbnails(page)
+    expect(tiles).to_have_count(2)
+    tiles.nth(0).click()
+    wait_for_app(page)
+    page.get_by_role("button", name="Delete this drawing").click()
+    wait_for_app(page)
+    expect(page.get_by_text("1 drawing of yours")).to_be_visible()
+    assert len(drawings.load_drawings(folder)) == 1
+    shoot(page, "deleted")
+    page.get_by_role("button", name="Undo").click()
+    wait_for_app(page)
+    expect(page.get_by_text("2 drawings of yours")).to_be_visible()
+    assert sorted(drawings.load_drawings(folder).names) == sorted(saved.names)
+    no_exception(page)
+
+
 # ---------------------------------------------------------------- phone layout of the charts
 
 # Every chart's toolbar box (shown on hover) and every title or subplot title box, in page pixels.
