@@ -154,20 +154,38 @@ def best_model(candidates: list[Run]) -> tuple[Run, str] | None:
     return best, why
 
 
-def leaderboard(candidates: list[Run]) -> list[dict]:
-    """Return one row per run whose current model has a test evaluation, the best test accuracy first: rank,
-    name, architecture, parameters, test accuracy and loss, epochs done (ties keep the given order)."""
-    scored = [(run, stored_evaluation(run)) for run in candidates]
-    ranked = sorted(((run, result) for run, result in scored if result), key=lambda item: -item[1]["accuracy"])
-    return [
-        {
+def score_images(run: Run, images: np.ndarray, labels: np.ndarray, which: str = "best") -> dict:
+    """Return the run's scores (as `score`, plus the seconds it took) on uint8 images (N, 28, 28) with their
+    labels (N,): my drawings, or any other labelled set; nothing is stored."""
+    predictor = run_predictor(run, which)
+    started = time.perf_counter()
+    result = score(probabilities(predictor, images), labels)
+    result.update(seconds=round(time.perf_counter() - started, 3), model=run.model_path(which).name)
+    return result
+
+
+def leaderboard(candidates: list[Run], drawings_accuracy: dict[str, float] | None = None) -> list[dict]:
+    """Return one row per run scored on the test set (its current model) or on my drawings, the best test
+    accuracy first (then the best on my drawings): rank, name, architecture, parameters, test accuracy and loss,
+    accuracy on my drawings when given (run id -> accuracy), epochs done."""
+    mine = drawings_accuracy or {}
+    scored = [(run, stored_evaluation(run), mine.get(run.run_id)) for run in candidates]
+    shown = [item for item in scored if item[1] is not None or item[2] is not None]
+    ranked = sorted(
+        shown, key=lambda item: (-(item[1]["accuracy"] if item[1] else -1.0), -(item[2] if item[2] is not None else -1))
+    )
+    rows = []
+    for rank, (run, result, on_mine) in enumerate(ranked, start=1):
+        row = {
             "rank": rank,
             "name": run.name,
             "architecture": run.architecture or "imported",
             "parameters": run.parameters,
-            "test accuracy": percent(result["accuracy"]),
-            "test loss": round(result["loss"], 4),
-            EPOCHS_DONE: "imported" if run.state == IMPORTED else len(run.epochs),
+            "test accuracy": percent(result["accuracy"]) if result else percent(None),
+            "test loss": round(result["loss"], 4) if result else None,
         }
-        for rank, (run, result) in enumerate(ranked, start=1)
-    ]
+        if drawings_accuracy is not None:
+            row["my drawings accuracy"] = percent(on_mine)
+        row[EPOCHS_DONE] = "imported" if run.state == IMPORTED else len(run.epochs)
+        rows.append(row)
+    return rows

@@ -25,11 +25,13 @@ from mnist_core import (
     charts,
     control,
     drawings,
+    evaluate,
     explore,
     export,
     imported,
     inside,
     inside_charts,
+    models,
     runfiles,
     runs,
     sweeps,
@@ -687,6 +689,15 @@ def best_trial(trial, name: str, all_runs: list[runs.Run], key: str) -> None:
             link(page, f"Open on {PAGES[page][1]}", run_id)
 
 
+def open_inside(run: runs.Run, drawing: np.ndarray | None = None, test_digit: int | None = None) -> None:
+    """Switch to the Inside page on `run`, with a drawing (uint8 (28, 28)) or test digit `test_digit`."""
+    if drawing is not None:
+        st.session_state[DRAWING_KEY] = to_model_input(drawing[None])[0, :, :, 0]
+        st.session_state["inside_source"] = "drawing"
+        st.switch_page(PAGES["inside"][0], query_params={"run": run.run_id})
+    st.switch_page(PAGES["inside"][0], query_params={"run": run.run_id, "digit": str(test_digit)})
+
+
 def inside_input(view: explore.DatasetView, key: str) -> tuple[np.ndarray, str, int | None]:
     """Show where the Inside page's input comes from (the Draw page's drawing, or a test digit, which a link's
     ?digit= chooses); return (the (28, 28) image in [0, 1], what it is in words, its true label or None)."""
@@ -829,6 +840,32 @@ def my_drawings() -> drawings.DrawingSet:
 def _my_drawings(root: str, version: tuple) -> drawings.DrawingSet:
     """Return the drawings in `root` as of `version` (one read per change, for every tab)."""
     return drawings.load_drawings(root)
+
+
+def drawings_score(run: runs.Run) -> dict:
+    """Return the run's scores on my drawings, computed once per model file and set of drawings."""
+    mine = my_drawings()
+    path = run.model_path("best")
+    return _drawings_score(str(path), path.stat().st_mtime_ns, drawings.version(), run.run_id, mine)
+
+
+@st.cache_data(show_spinner="Scoring your drawings…", max_entries=64)
+def _drawings_score(path: str, mtime: int, version: tuple, run_id: str, _mine: drawings.DrawingSet) -> dict:
+    """Return the scores of the model at `path` (as of `mtime`) on the drawings as of `version`."""
+    return evaluate.score_images(runs.get_run(run_id), _mine.images, _mine.labels)
+
+
+def drawings_accuracies(with_model: list[runs.Run]) -> dict[str, float] | None:
+    """Return each run's accuracy on my drawings (None when there are none), for the leaderboard."""
+    if not len(my_drawings()):
+        return None
+    scores = {}
+    for run in with_model:
+        try:
+            scores[run.run_id] = drawings_score(run)["accuracy"]
+        except (models.ModelFileError, runs.RunError, OSError):
+            continue  # a model that does not load is named on its own page
+    return scores
 
 
 def my_drawings_view(key: str) -> None:

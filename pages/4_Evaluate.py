@@ -1,4 +1,5 @@
-"""Evaluate: a run's test accuracy and loss, confusion matrix, per-digit scores, misclassified digits."""
+"""Evaluate: a run's accuracy and loss on the test set or on my drawings, confusion matrix, per-digit scores,
+the digits it got wrong; the leaderboard of every model on both."""
 
 import streamlit as st
 
@@ -16,32 +17,46 @@ run = ui.pick_run(
 if run is None:
     ui.no_runs_yet("trained models")
     st.stop()
-if board := evaluate.leaderboard(with_model):
-    with st.expander(f"Leaderboard · {len(board)} model(s) scored on the test set", icon=":material/leaderboard:"):
+SETS = {"test": "the test set", "mine": "my drawings"}
+scored_on = st.segmented_control(
+    "Score on", list(SETS), format_func=SETS.get, default="test", required=True, key="evaluate_on"
+)
+if board := evaluate.leaderboard(with_model, ui.drawings_accuracies(with_model)):
+    with st.expander(f"Leaderboard · {len(board)} model(s)", icon=":material/leaderboard:"):
         st.dataframe(board, hide_index=True, width="stretch")
 
-result = evaluate.stored_evaluation(run)
-if result is None:
-    st.info("This run's model has not been scored on the 10,000 test images yet.")
-    if st.button("Evaluate on the test set", type="primary", key="evaluate_start"):
-        with st.spinner("Scoring 10,000 test images…"):
-            try:
-                evaluate.evaluate_run(run)
-            except ModelFileError as error:
-                st.error(f"The model file cannot be loaded: {error}")
-            except runs.RunError as error:
-                st.error(f"The scores could not be saved: {error}")
-            else:
-                st.rerun()  # show the stored scores, without this "not scored yet" prompt above them
-    st.stop()
+if scored_on == "mine":
+    mine = ui.my_drawings()
+    if not len(mine):
+        st.info("No drawings of yours yet: save some on the Draw page (**Save this drawing as**), then score here.")
+        ui.link("draw", "Go to Draw")
+        st.stop()
+    result, images = ui.drawings_score(run), mine.images
+    what = f"Scored on your {len(mine):,} drawings just now, with {result['model']}."
+else:
+    result, images = evaluate.stored_evaluation(run), view.images["test"]
+    if result is None:
+        st.info("This run's model has not been scored on the 10,000 test images yet.")
+        if st.button("Evaluate on the test set", type="primary", key="evaluate_start"):
+            with st.spinner("Scoring 10,000 test images…"):
+                try:
+                    evaluate.evaluate_run(run)
+                except ModelFileError as error:
+                    st.error(f"The model file cannot be loaded: {error}")
+                except runs.RunError as error:
+                    st.error(f"The scores could not be saved: {error}")
+                else:
+                    st.rerun()  # show the stored scores, without this "not scored yet" prompt above them
+        st.stop()
+    trained = "imported" if run.state == runs.IMPORTED else f"after {result['epochs_done']} epochs"
+    what = f"Model {result['model']} ({trained}), evaluated {result['evaluated_at']}."
 
 columns = st.columns(4)
-columns[0].metric("Test accuracy", ui.percent(result["accuracy"]))
-columns[1].metric("Test loss", f"{result['loss']:.4f}")
-columns[2].metric("Misclassified", f"{len(result['misclassified']):,}", help=f"of {result['count']:,} test digits")
+columns[0].metric("Test accuracy" if scored_on == "test" else "Accuracy on my drawings", ui.percent(result["accuracy"]))
+columns[1].metric("Loss", f"{result['loss']:.4f}")
+columns[2].metric("Misclassified", f"{len(result['misclassified']):,}", help=f"of {result['count']:,} digits")
 columns[3].metric("Scored in", f"{result['seconds']:.2f} s")
-trained = "imported" if run.state == runs.IMPORTED else f"after {result['epochs_done']} epochs"
-st.caption(f"Model {result['model']} ({trained}), evaluated {result['evaluated_at']}.")
+st.caption(what)
 
 choices = ["any", *range(10)]
 true_digit, predicted_digit = (st.session_state.get(key, "any") for key in ("evaluate_true", "evaluate_predicted"))
@@ -90,10 +105,10 @@ st.caption(
 )
 shown = rows[:GALLERY_SIZE]
 clicked = ui.clickable_grid(
-    [view.images["test"][row["index"]] for row in shown],
+    [images[row["index"]] for row in shown],
     [f"#{row['index']}: {row['true']} → {row['predicted']} ({row['confidence']:.0%})" for row in shown],
     [row["index"] for row in shown],
-    key=f"evaluate_gallery_{true_digit}_{predicted_digit}",
+    key=f"evaluate_gallery_{scored_on}_{true_digit}_{predicted_digit}",
 )
 if clicked is not None:  # a digit opens inside the model: its layers, where the model looked
-    st.switch_page(ui.PAGES["inside"][0], query_params={"run": run.run_id, "digit": str(clicked)})
+    ui.open_inside(run, images[clicked] if scored_on == "mine" else None, None if scored_on == "mine" else clicked)

@@ -103,3 +103,32 @@ def test_two_tabs_saving_at_once_lose_nothing(tmp_path):
     loaded = drawings.load_drawings(tmp_path)
     assert sorted(loaded.names) == sorted(names) and len(set(names)) == 8
     assert sorted(loaded.labels.tolist()) == list(range(8)) and loaded.problems == ()
+
+
+def test_the_evaluate_page_scores_a_model_on_my_drawings_and_ranks_it(runs_dir, trained_run, mnist):
+    from pathlib import Path
+
+    from conftest import copy_run
+    from streamlit.testing.v1 import AppTest
+
+    from mnist_core.data import to_model_input
+    from mnist_core.tfimport import import_keras
+
+    run = copy_run(trained_run, runs_dir)
+    images, labels = mnist.x_test[100:130], mnist.y_test[100:130]
+    for image, label in zip(images, labels, strict=True):  # test digits, saved as if drawn
+        drawings.save_drawing(to_model_input(image[None])[0, :, :, 0], int(label))
+    keras = import_keras()
+    model = keras.models.load_model(run.model_path("best"), safe_mode=True, compile=False)
+    predicted = model.predict(to_model_input(images), verbose=0).argmax(axis=1)  # Keras's own path
+    expected = float((predicted == labels).mean())
+
+    app = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages/4_Evaluate.py"), default_timeout=120)
+    app.run()
+    app.segmented_control(key="evaluate_on").set_value("mine").run()
+    assert not app.exception, [e.value for e in app.exception]
+    shown = next(metric for metric in app.metric if metric.label == "Accuracy on my drawings")
+    assert shown.value == f"{100 * expected:.2f} %"
+    assert any(f"Scored on your {len(images)} drawings" in caption.value for caption in app.caption)
+    board = app.dataframe[0].value
+    assert list(board["my drawings accuracy"]) == [f"{100 * expected:.2f} %"]
