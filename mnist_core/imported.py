@@ -73,7 +73,7 @@ def import_file(
     """Return the new imported run made from the model or weights file at `path` (ImportRefused with the
     reason when it cannot be taken; StorageError when the disk refuses)."""
     path = Path(path)
-    with _refusals_name(path.name), _staging(resolve_root(root)) as staging:
+    with _refusals_name(path.name), staging_folder(resolve_root(root)) as staging:
         try:
             _check_size(path.stat().st_size)
         except OSError as error:
@@ -98,7 +98,7 @@ def import_bytes(
 ) -> Run:
     """Return the new imported run made from an uploaded file's bytes; `file_name` is only shown, never a path."""
     shown = _display_name(file_name)
-    with _refusals_name(shown), _staging(resolve_root(root)) as staging:
+    with _refusals_name(shown), staging_folder(resolve_root(root)) as staging:
         _check_size(len(data))
         staged = staging / _staged_name(data[: len(HDF5_MAGIC)])
         try:
@@ -132,7 +132,7 @@ def _staged_name(head: bytes) -> str:
 
 
 @contextmanager
-def _staging(root: Path):
+def staging_folder(root: Path):
     """Yield a fresh hidden folder in the runs folder, removed with everything in it unless it became a run."""
     staging = root / f"{runfiles.CREATING_PREFIX}import-{secrets.token_hex(4)}"
     try:
@@ -181,7 +181,7 @@ def _finish(staging: Path, staged: Path, source: str, name: str | None, architec
         input_shape=list(input_shape),
         imported=now_iso(),
     )
-    return _place(staging, model, record, name if name is not None else _stem(source), actor)
+    return place(staging, model, record, name if name is not None else _stem(source), actor)
 
 
 def _load_keras(path: Path):
@@ -333,11 +333,12 @@ def _check_probabilities(model) -> None:
         raise ImportRefused("its outputs are not probabilities (end the model with a softmax)")
 
 
-def _place(staging: Path, model, record: dict, name: str, actor: Actor | None) -> Run:
-    """Write the run's model, record, labels and status into `staging`, rename it into place; return the run."""
+def place(staging: Path, model, record: dict, name: str, actor: Actor | None, kind: str = "imported") -> Run:
+    """Write the run's model, record, labels and status into `staging`, rename it into place (its id says
+    `kind`: imported, ensemble); return the run."""
     root = staging.parent
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    final = root / f"{stamp}-imported-{secrets.token_hex(2)}"
+    final = root / f"{stamp}-{kind}-{secrets.token_hex(2)}"
     status = {"state": IMPORTED, "error": None, "pid": None, "created": record["imported"], "epochs_done": 0}
     try:
         storage.save_model_atomic(model, staging / runfiles.BEST_MODEL)

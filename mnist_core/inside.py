@@ -52,6 +52,11 @@ class Inspector:
 
         self.model = model
         self.layers = model_layers(model)
+        # A Sequential model runs its layers one after another; any other (an ensemble's averaging graph) is
+        # read through one model with every layer's output, which such a model has.
+        self._graph = None
+        if not isinstance(model, import_keras().Sequential):
+            self._graph = import_keras().Model(model.inputs, [layer.output for layer in self.layers])
         kinds = [type(layer).__name__ for layer in self.layers]
         self.last_conv = _grad_cam_layer(kinds)
         last_dense = max((i for i, kind in enumerate(kinds) if kind == "Dense"), default=len(self.layers) - 1)
@@ -68,6 +73,9 @@ class Inspector:
 
     def _all_outputs(self, x, stop: int | None = None):
         """Return every layer's output (through layer `stop` when given), running the layers in order."""
+        if self._graph is not None:
+            outputs = self._graph(x, training=False)
+            return outputs if stop is None else outputs[: stop + 1]
         outputs = []
         for index, layer in enumerate(self.layers):
             x = layer(x, training=False)

@@ -115,8 +115,11 @@ class Run:
 
     @property
     def architecture_title(self) -> str:
-        """Return the architecture in words: its registry title, else 'Imported model'."""
-        return ARCHITECTURES[self.architecture].title if self.architecture in ARCHITECTURES else "Imported model"
+        """Return the architecture in words: its registry title, 'Ensemble of N models' or 'Imported model'."""
+        if self.architecture in ARCHITECTURES:
+            return ARCHITECTURES[self.architecture].title
+        members = (self.imported or {}).get("members")
+        return f"Ensemble of {len(members)} models" if members else "Imported model"
 
     @property
     def parameters(self) -> int | None:

@@ -25,6 +25,7 @@ from mnist_core import (
     charts,
     control,
     drawings,
+    ensembles,
     evaluate,
     explore,
     export,
@@ -866,6 +867,46 @@ def drawings_accuracies(with_model: list[runs.Run]) -> dict[str, float] | None:
         except (models.ModelFileError, runs.RunError, OSError):
             continue  # a model that does not load is named on its own page
     return scores
+
+
+def ensemble_control(chosen: list[runs.Run], key: str) -> None:
+    """Show "Make an ensemble" of the chosen runs that have a model: their averaged probabilities become one more
+    model (a run of its own, on every page and in the leaderboard)."""
+    members = [run for run in chosen if run.has_model]
+    if len(members) < ensembles.MIN_MEMBERS:
+        return
+    with st.popover(f"Make an ensemble of these {len(members)}", icon=":material/join:"):
+        st.caption(
+            "Their models' probabilities, averaged, act as one more model: it shows on Draw, Evaluate and the "
+            "leaderboard, with how often it agrees with each member."
+        )
+        name = st.text_input("Name", key=f"{key}_ensemble_name", max_chars=60, placeholder="the members' names")
+        if st.button("Make the ensemble", type="primary", key=f"{key}_ensemble_make"):
+            with st.spinner("Putting the models together…"):
+                run = act(ensembles.make_ensemble, [m.run_id for m in members], name.strip() or None, actor=actor())
+            if run is not None:
+                st.success(f"Ensemble {run.name} made: open it on Evaluate or Draw.")
+                link("evaluate", "Evaluate it", run.run_id)
+
+
+def ensemble_agreement(run: runs.Run, images: np.ndarray) -> None:
+    """Show, for an ensemble run, how often each member's prediction is the ensemble's on `images`."""
+    if not (run.imported or {}).get("members"):
+        return
+    rows = _agreement(run.run_id, run.model_path("best").stat().st_mtime_ns, len(images), images)
+    st.subheader("Agreement with each member")
+    st.dataframe(
+        [{"member": row["name"], "run": row["run"], "agrees on": percent(row["agreement"])} for row in rows],
+        hide_index=True,
+        width="stretch",
+    )
+    st.caption(f"The share of these {len(images):,} digits on which the member predicts what the ensemble does.")
+
+
+@st.cache_data(show_spinner="Comparing the ensemble with its members…", max_entries=16)
+def _agreement(run_id: str, mtime: int, count: int, _images: np.ndarray) -> list[dict]:
+    """Return the agreement rows of ensemble `run_id` (as of `mtime`) on `count` images."""
+    return ensembles.agreement(runs.get_run(run_id), to_model_input(_images)[..., 0])
 
 
 def my_drawings_view(key: str) -> None:

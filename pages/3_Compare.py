@@ -49,6 +49,7 @@ clip = clip_column.toggle(
 )
 
 chosen_runs = [by_id[run_id] for run_id in chosen]
+ui.ensemble_control(chosen_runs, "compare")
 series = compare.run_series(chosen_runs) + compare.published_series(
     published, compare.epochs_of(chosen_runs) if clip else None
 )

@@ -57,6 +57,7 @@ columns[1].metric("Loss", f"{result['loss']:.4f}")
 columns[2].metric("Misclassified", f"{len(result['misclassified']):,}", help=f"of {result['count']:,} digits")
 columns[3].metric("Scored in", f"{result['seconds']:.2f} s")
 st.caption(what)
+ui.ensemble_agreement(run, images)
 
 choices = ["any", *range(10)]
 true_digit, predicted_digit = (st.session_state.get(key, "any") for key in ("evaluate_true", "evaluate_predicted"))

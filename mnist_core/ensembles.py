@@ -1,0 +1,72 @@
+"""Ensembles: several runs' models whose probabilities are averaged, saved as one more model, a run of its own.
+
+The ensemble is a plain Keras model (each member's model, then Average) in a run folder like an imported one
+(state imported, format "ensemble", the members listed in imported.json), so every page that takes a model
+takes it: Draw, Evaluate, Inside, the leaderboard. Its members' files are copied into it, so deleting a member
+later changes nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from mnist_core import imported
+from mnist_core.access import Actor
+from mnist_core.control import NAME_LIMIT, now_iso
+from mnist_core.models import load_predictor
+from mnist_core.runs import Run, RunError, get_run, resolve_root
+from mnist_core.settings import IMAGE_SIZE
+from mnist_core.tfimport import import_keras
+
+MIN_MEMBERS, MAX_MEMBERS = 2, 8
+ENSEMBLE = "ensemble"  # imported.json's format of an ensemble
+
+
+def make_ensemble(
+    run_ids: list[str], name: str | None = None, root: Path | str | None = None, actor: Actor | None = None
+) -> Run:
+    """Return a new run whose model averages the best models of `run_ids` (2-8 runs with a model)."""
+    unique = list(dict.fromkeys(run_ids))
+    if not MIN_MEMBERS <= len(unique) <= MAX_MEMBERS:
+        raise RunError(f"an ensemble takes {MIN_MEMBERS} to {MAX_MEMBERS} runs, got {len(unique)}")
+    members = [get_run(run_id, root) for run_id in unique]
+    without = [run.run_id for run in members if not run.has_model]
+    if without:
+        raise RunError(f"run {without[0]} has no saved model to put in an ensemble")
+    keras = import_keras()
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1))
+    outputs = [
+        keras.Sequential([load_predictor(run.model_path("best")).model], name=f"member_{index}")(inputs)
+        for index, run in enumerate(members)
+    ]
+    model = keras.Model(inputs, keras.layers.Average(name="average")(outputs), name="ensemble")
+    record = {
+        "source": f"ensemble of {len(members)} runs",
+        "format": ENSEMBLE,
+        "architecture": None,
+        "parameters": int(model.count_params()),
+        "members": [run.run_id for run in members],
+        "member_names": [run.name for run in members],
+        "imported": now_iso(),
+    }
+    label = name or " + ".join(run.short_name for run in members)
+    with imported.staging_folder(resolve_root(root)) as staging:
+        return imported.place(staging, model, record, label[:NAME_LIMIT], actor, kind=ENSEMBLE)
+
+
+def agreement(ensemble: Run, images: np.ndarray, root: Path | str | None = None) -> list[dict]:
+    """Return, for each member of an ensemble run, how often its prediction is the ensemble's on `images`
+    (N, 28, 28) in [0, 1], and its own accuracy is left to Evaluate: member id, name, agreement 0-1."""
+    members = (ensemble.imported or {}).get("members") or []
+    together = load_predictor(ensemble.model_path("best")).probabilities(images).argmax(axis=1)
+    rows = []
+    for run_id in members:
+        try:
+            member = get_run(run_id, root)
+            alone = load_predictor(member.model_path("best")).probabilities(images).argmax(axis=1)
+        except (RunError, OSError):
+            continue  # deleted since: the ensemble keeps its copy; there is no member to compare
+        rows.append({"run": run_id, "name": member.name, "agreement": float((alone == together).mean())})
+    return rows

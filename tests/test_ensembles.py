@@ -1,0 +1,85 @@
+"""Ensembles: the averaged model predicts the mean of its members' probabilities, is a run on every page, and
+keeps working when a member is deleted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import copy_run
+from streamlit.testing.v1 import AppTest
+
+from mnist_core import control, ensembles, evaluate, inside, runs
+from mnist_core.data import to_model_input
+from mnist_core.models import run_predictor
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def members(runs_dir, trained_run, trained_cnn) -> list[runs.Run]:
+    """Return copies of the session's MLP and CNN runs in this test's runs folder."""
+    return [copy_run(trained_run, runs_dir), copy_run(trained_cnn, runs_dir)]
+
+
+def test_an_ensemble_predicts_the_mean_of_its_members_and_survives_their_deletion(members, mnist):
+    ensemble = ensembles.make_ensemble([run.run_id for run in members], name="both")
+    assert (ensemble.state, ensemble.name, ensemble.architecture_title) == (
+        runs.IMPORTED,
+        "both",
+        "Ensemble of 2 models",
+    )
+    assert ensemble.imported["members"] == [run.run_id for run in members]
+    digits = to_model_input(mnist.x_test[:200])[..., 0]
+    alone = [run_predictor(run).probabilities(digits) for run in members]
+    together = run_predictor(ensemble).probabilities(digits)
+    np.testing.assert_allclose(together, np.mean(alone, axis=0), atol=1e-6)
+    rows = ensembles.agreement(ensemble, digits)
+    expected = [float((probs.argmax(axis=1) == together.argmax(axis=1)).mean()) for probs in alone]
+    assert [row["agreement"] for row in rows] == pytest.approx(expected)
+    result = evaluate.evaluate_run(runs.get_run(ensemble.run_id))
+    everything = to_model_input(mnist.x_test)[..., 0]
+    mean = np.mean([run_predictor(run).probabilities(everything) for run in members], axis=0)
+    assert result["accuracy"] == pytest.approx(float((mean.argmax(axis=1) == mnist.y_test).mean()), abs=2e-4)
+    board = evaluate.leaderboard(runs.list_runs())
+    assert [row["name"] for row in board] == ["both"]
+    # Every view inside works for the averaging graph too (no convolution at its top level: no Grad-CAM).
+    views = inside.inspector(run_predictor(ensemble).model)
+    outputs = views.layer_outputs(digits[0])
+    np.testing.assert_allclose(outputs[-1].values, together[0], atol=1e-6)
+    attributions = views.integrated_gradients(digits[0], int(together[0].argmax()))
+    black = run_predictor(ensemble).probabilities(np.zeros((28, 28), np.float32))[int(together[0].argmax())]
+    change = float(together[0].max() - black)
+    assert abs(attributions.sum() - change) <= 0.01 * abs(change)
+    for run in members:
+        control.delete_run(run.run_id)
+    again = run_predictor(runs.get_run(ensemble.run_id)).probabilities(digits)
+    np.testing.assert_allclose(again, together, atol=1e-6)  # the members' weights live in the ensemble's file
+
+
+def test_ensembles_of_one_run_or_of_a_run_without_a_model_are_refused(members, runs_dir):
+    with pytest.raises(runs.RunError, match="an ensemble takes 2 to 8 runs, got 1"):
+        ensembles.make_ensemble([members[0].run_id, members[0].run_id])
+    untrained = control.create_run(members[0].config)
+    with pytest.raises(runs.RunError, match=f"run {untrained.run_id} has no saved model"):
+        ensembles.make_ensemble([members[0].run_id, untrained.run_id])
+    control.request_stop(untrained.run_id)
+    assert [run.run_id for run in runs.list_runs() if run.imported] == []
+
+
+def test_the_compare_page_makes_an_ensemble_and_evaluate_shows_its_agreement(members):
+    app = AppTest.from_file(str(ROOT / "pages/3_Compare.py"), default_timeout=180).run()
+    app.multiselect(key="compare_runs").set_value([run.run_id for run in members]).run()
+    app.text_input(key="compare_ensemble_name").set_value("pair").run()
+    app.button(key="compare_ensemble_make").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    (ensemble,) = [run for run in runs.list_runs() if run.imported]
+    assert ensemble.name == "pair" and any("Ensemble pair made" in success.value for success in app.success)
+    evaluate.evaluate_run(ensemble)
+    page = AppTest.from_file(str(ROOT / "pages/4_Evaluate.py"), default_timeout=180)
+    page.query_params["run"] = ensemble.run_id
+    page.run()
+    assert not page.exception, [e.value for e in page.exception]
+    agreement = next(frame.value for frame in page.dataframe if "agrees on" in frame.value.columns)
+    assert list(agreement["run"]) == [run.run_id for run in members]
