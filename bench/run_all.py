@@ -25,6 +25,7 @@ BENCHMARKS = [
     ("memory", "memory.py", []),
     ("sweep", "sweep.py", []),
     ("inside", "inside.py", []),
+    ("drawings", "drawings.py", ["--presets", "fast_cnn", "strong_cnn"]),
 ]
 
 
