@@ -438,6 +438,15 @@ def undo_banner(key: str) -> None:
         st.rerun()
 
 
+def trained_models_or_stop() -> list[runs.Run]:
+    """Return the runs whose model is saved and that are not training, or say how to make one and stop."""
+    with_model = [run for run in runs.list_runs() if run.has_model and run.state not in runs.ACTIVE_STATES]
+    if not with_model:
+        no_runs_yet("trained models")
+        st.stop()
+    return with_model
+
+
 def no_runs_yet(what: str) -> None:
     """Explain that the page needs a run, and link to the Train page."""
     st.info(f"No {what} yet. Train a model first: the **Quick 99 %** preset is the fastest way to 99 %.")

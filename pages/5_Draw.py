@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from mnist_core import charts, evaluate, models, predict, runs, ui
+from mnist_core import charts, evaluate, models, predict, ui
 
 CANVAS_SIZE = 280
 CLEAR_SHORTCUT = "Backspace"
@@ -16,10 +16,7 @@ STEP_TITLES = {
 
 ui.page_setup("Draw")
 view = ui.dataset_or_stop()
-with_model = [run for run in runs.list_runs() if run.has_model and run.state not in runs.ACTIVE_STATES]
-if not with_model:
-    ui.no_runs_yet("trained models")
-    st.stop()
+with_model = ui.trained_models_or_stop()
 
 canvas_column, result_column = st.columns([1, 2], gap="large")
 with canvas_column:

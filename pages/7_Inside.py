@@ -2,14 +2,11 @@
 
 import streamlit as st
 
-from mnist_core import charts, inside, inside_charts, models, runs, ui
+from mnist_core import charts, inside, inside_charts, models, ui
 
 ui.page_setup("Inside")
 view = ui.dataset_or_stop()
-with_model = [run for run in runs.list_runs() if run.has_model and run.state not in runs.ACTIVE_STATES]
-if not with_model:
-    ui.no_runs_yet("trained models")
-    st.stop()
+with_model = ui.trained_models_or_stop()
 
 input_column, result_column = st.columns([1, 2], gap="large")
 with input_column:
