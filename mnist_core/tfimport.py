@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -28,4 +29,8 @@ def import_keras():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+        # Every loaded model compiles its own forward pass once (models.Predictor, inside.Inspector), and a sweep
+        # worker builds a model per trial: TensorFlow's "N out of the last M calls ... triggered tf.function
+        # retracing" notice takes that for a loop and fills the server log. Errors still show.
+        tensorflow.get_logger().setLevel(logging.ERROR)
     return keras

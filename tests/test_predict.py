@@ -306,3 +306,31 @@ def test_best_model_ties_and_edge_cases():
     run, why = evaluate.best_model([no_epochs])
     assert run is no_epochs and "newest" in why
     assert evaluate.best_model([]) is None
+
+
+def test_many_loaded_models_leave_no_retracing_notice_in_the_log():
+    """Each loaded model compiles its forward pass once; TensorFlow's 'triggered tf.function retracing' notice
+    took nine of them for a loop and wrote warnings into the server log (found by the browser tests)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "from mnist_core.tfimport import import_keras\n"
+        "keras = import_keras()\n"
+        "import numpy as np\n"
+        "from mnist_core.models import Predictor\n"
+        "for _ in range(9):\n"
+        "    layers = [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, 'softmax')]\n"
+        "    Predictor(keras.Sequential(layers)).probabilities(np.zeros((3, 28, 28), np.float32))\n"
+        "print('loaded')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0 and "loaded" in done.stdout, done.stderr[-2000:]
+    assert "retracing" not in done.stderr, done.stderr[-2000:]
