@@ -26,8 +26,8 @@ from mnist_core import runfiles, storage
 from mnist_core.access import Actor
 from mnist_core.architectures import ARCHITECTURES, build_model
 from mnist_core.control import NAME_LIMIT, locked, now_iso, storage_error
-from mnist_core.runs import IMPORTED, Run, RunError, read_run, resolve_root
-from mnist_core.settings import IMAGE_SIZE, MAX_IMPORT_BYTES, NUM_CLASSES
+from mnist_core.runs import IMPORTED, Run, RunError, is_run_folder, read_run, resolve_root
+from mnist_core.settings import IMAGE_SIZE, MAX_IMPORT_BYTES, NUM_CLASSES, max_imports_per_owner
 from mnist_core.tfimport import import_keras
 
 ZIP_MAGIC = b"PK\x03\x04"  # a .keras file is a zip: config.json, metadata.json, model.weights.h5
@@ -347,10 +347,24 @@ def place(staging: Path, model, record: dict, name: str, actor: Actor | None, ki
         storage.write_json_atomic(staging / runfiles.LABELS, labels)
         storage.write_json_atomic(staging / runfiles.STATUS, {**status, "owner": actor.id if actor else None})
         with locked(root):
+            _check_imports_quota(root, actor)  # under the lock: two tabs of one session cannot both pass
             staging.rename(final)
     except OSError as error:
         raise storage_error(error, f"import {record['source']}") from error
     return read_run(final)
+
+
+def _check_imports_quota(root: Path, actor: Actor | None) -> None:
+    """Raise ImportRefused when `actor` (not an admin) keeps as many imported models as one session may."""
+    if actor is None or actor.admin:
+        return
+    kept = [
+        run
+        for run in (read_run(path) for path in root.iterdir() if is_run_folder(path))
+        if run.state == IMPORTED and run.status.get("owner") == actor.id
+    ]
+    if len(kept) >= max_imports_per_owner():
+        raise ImportRefused(f"this session keeps {len(kept)} imported models, the most one may; delete one first")
 
 
 def _stem(file_name: str) -> str:

@@ -19,6 +19,8 @@ DEFAULT_RUNS_DIR = "runs"
 DEFAULT_MAX_CONCURRENT_RUNS = 1  # two cores: a second run would only halve both
 MAX_QUEUED_ENV = "MNIST_MAX_QUEUED_PER_SESSION"
 DEFAULT_MAX_QUEUED_PER_SESSION = 3  # in a shared classroom, one browser cannot fill the queue
+MAX_IMPORTS_ENV = "MNIST_MAX_IMPORTS_PER_SESSION"
+DEFAULT_MAX_IMPORTS_PER_SESSION = 10  # imported models one browser session may keep (50 MB each at most)
 
 SWEEP_STORAGE_ENV = "MNIST_SWEEP_STORAGE"  # an Optuna storage URL shared by many machines (postgresql://...)
 SWEEP_ARTIFACTS_ENV = "MNIST_SWEEP_ARTIFACTS"  # a folder every machine mounts: trials' models for the dashboard
@@ -65,6 +67,11 @@ def _positive_int_env(name: str, default: int) -> int:
 def max_concurrent_runs() -> int:
     """Return how many runs may train at once (MNIST_MAX_CONCURRENT_RUNS, default 1)."""
     return _positive_int_env(MAX_CONCURRENT_ENV, DEFAULT_MAX_CONCURRENT_RUNS)
+
+
+def max_imports_per_owner() -> int:
+    """Return how many imported models one browser session may keep (MNIST_MAX_IMPORTS_PER_SESSION)."""
+    return _positive_int_env(MAX_IMPORTS_ENV, DEFAULT_MAX_IMPORTS_PER_SESSION)
 
 
 def max_queued_per_owner() -> int:

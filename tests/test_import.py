@@ -336,3 +336,21 @@ def test_an_unbuilt_model_a_function_gadget_and_a_memory_bomb_are_refused_in_one
     with pytest.raises(imported.ImportRefused, match="declares units 5000000, more than the 8,192"):
         imported.import_file(tmp_path / "huge.keras")
     assert left_in(runs_dir) == []
+
+
+def test_one_session_keeps_a_bounded_number_of_imported_models(runs_dir, tmp_path, monkeypatch):
+    from mnist_core.access import Actor
+
+    monkeypatch.setenv("MNIST_MAX_IMPORTS_PER_SESSION", "2")
+    data = saved(small_model(), tmp_path / "m.keras").read_bytes()
+    student, other = Actor("student-1"), Actor("student-2")
+    first = imported.import_bytes(data, "a.keras", actor=student)
+    imported.import_bytes(data, "b.keras", actor=student)
+    with pytest.raises(imported.ImportRefused, match="this session keeps 2 imported models, the most one may"):
+        imported.import_bytes(data, "c.keras", actor=student)
+    assert len(runs.list_runs()) == 2 and not any(p.name.startswith(".creating") for p in runs_dir.iterdir())
+    imported.import_bytes(data, "d.keras", actor=other)  # another session has its own share
+    imported.import_bytes(data, "e.keras", actor=Actor("teacher", admin=True))  # the admin has none
+    control.delete_run(first.run_id)
+    imported.import_bytes(data, "c.keras", actor=student)  # room again once one is deleted
+    assert len(runs.list_runs()) == 4
