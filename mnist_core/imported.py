@@ -228,18 +228,12 @@ def _keras_config(path: Path) -> dict:
 def oversized_layer(config) -> str | None:
     """Return why a config declares a layer too large to build (Keras allocates it before it reads a weight: a
     few bytes of JSON could ask for gigabytes), None when every width and kernel is within bounds."""
-    stack = [config]
-    while stack:
-        value = stack.pop()
-        if isinstance(value, list):
-            stack.extend(value)
-        elif isinstance(value, dict):
-            for key, limit in LAYER_LIMITS.items():
-                numbers = value.get(key)
-                numbers = numbers if isinstance(numbers, list) else [numbers]
-                if any(isinstance(n, int) and not isinstance(n, bool) and n > limit for n in numbers):
-                    return f"a layer declares {key} {value[key]}, more than the {limit:,} the studio builds"
-            stack.extend(value.values())
+    for value in _config_objects(config):
+        for key, limit in LAYER_LIMITS.items():
+            numbers = value.get(key)
+            numbers = numbers if isinstance(numbers, list) else [numbers]
+            if any(isinstance(n, int) and not isinstance(n, bool) and n > limit for n in numbers):
+                return f"a layer declares {key} {value[key]}, more than the {limit:,} the studio builds"
     return None
 
 
@@ -247,24 +241,30 @@ def foreign_objects(config) -> tuple[bool, set[str]]:
     """Return (whether a serialized Keras config names a Lambda layer or a Python function, the names of its
     objects that are not Keras's own), from the JSON alone."""
     lambdas, foreign = False, set()
+    for value in _config_objects(config):
+        class_name = value.get("class_name")
+        if class_name in ("Lambda", "__lambda__"):
+            lambdas = True
+        elif class_name == "function" and value.get("module") not in SAFE_FUNCTION_MODULES:
+            foreign.add(f"function {value.get('config')!s:.40}")  # a function by name: only Keras's plain ones
+        elif isinstance(class_name, str) and "config" in value:
+            module = value.get("module")
+            builtin = isinstance(module, str) and (module == "keras" or module.startswith("keras."))
+            if not builtin or value.get("registered_name") not in (None, class_name):
+                foreign.add(str(value.get("registered_name") or class_name))
+    return lambdas, foreign
+
+
+def _config_objects(config):
+    """Yield every JSON object (dict) inside a serialized Keras config, at any depth."""
     stack = [config]
     while stack:
         value = stack.pop()
         if isinstance(value, list):
             stack.extend(value)
         elif isinstance(value, dict):
-            class_name = value.get("class_name")
-            if class_name in ("Lambda", "__lambda__"):
-                lambdas = True
-            elif class_name == "function" and value.get("module") not in SAFE_FUNCTION_MODULES:
-                foreign.add(f"function {value.get('config')!s:.40}")  # a function by name: only Keras's plain ones
-            elif isinstance(class_name, str) and "config" in value:
-                module = value.get("module")
-                builtin = isinstance(module, str) and (module == "keras" or module.startswith("keras."))
-                if not builtin or value.get("registered_name") not in (None, class_name):
-                    foreign.add(str(value.get("registered_name") or class_name))
+            yield value
             stack.extend(value.values())
-    return lambdas, foreign
 
 
 def _load_weights(path: Path, architecture: str | None):
