@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from mnist_core.architectures import ARCHITECTURES, get_architecture
 from mnist_core.settings import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS, TRAIN_SPLIT_SIZE, VALIDATION_SPLIT_SIZE
 
+MAX_DRAWINGS_REPEAT = 100  # more copies than this and a few drawings drown the 54,000 digits
+MAX_DRAWINGS_TRAIN = 100_000
+
 
 class ConfigError(ValueError):
     """An impossible training setting; the message names the field."""
@@ -28,6 +31,10 @@ class TrainConfig:
     label_smoothing: float = 0.0
     # Train on the first N images of the 54,000 (validation shrinks to N // 9): quick demos, tests.
     train_subset: int | None = None
+    # Taught your handwriting (teaching.py): each of `drawings_train` saved drawings joins every epoch
+    # `drawings_repeat` times; 0 and 0 for a run trained on MNIST alone.
+    drawings_repeat: int = 0
+    drawings_train: int = 0
 
     @classmethod
     def for_architecture(cls, architecture: str, **overrides) -> TrainConfig:
@@ -52,7 +59,12 @@ class TrainConfig:
 
     @property
     def train_size(self) -> int:
-        """Return how many training images one epoch sees."""
+        """Return how many training images one epoch sees: MNIST's (or the subset's) and the drawings' copies."""
+        return self.mnist_train_size + self.drawings_repeat * self.drawings_train
+
+    @property
+    def mnist_train_size(self) -> int:
+        """Return how many MNIST training images one epoch sees (the subset, else all 54,000)."""
         return self.train_subset or TRAIN_SPLIT_SIZE
 
     @property
@@ -76,6 +88,10 @@ class TrainConfig:
         _check_int("epochs", self.epochs, low=1, high=10_000)
         if self.train_subset is not None:
             _check_int("train_subset", self.train_subset, low=10, high=TRAIN_SPLIT_SIZE)
+        _check_int("drawings_repeat", self.drawings_repeat, low=0, high=MAX_DRAWINGS_REPEAT)
+        _check_int("drawings_train", self.drawings_train, low=0, high=MAX_DRAWINGS_TRAIN)
+        if (self.drawings_repeat == 0) != (self.drawings_train == 0):
+            raise ConfigError("drawings_repeat: set with drawings_train (both 0 for a run without drawings)")
         _check_int("batch_size", self.batch_size, low=1, high=self.train_size)
         _check_int("seed", self.seed, low=0, high=2**31 - 1)
         if not _is_number(self.learning_rate) or not 0 < self.learning_rate <= 10:

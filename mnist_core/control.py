@@ -26,7 +26,7 @@ from pathlib import Path
 
 from mnist_core import runfiles, storage
 from mnist_core.access import Actor
-from mnist_core.config import TrainConfig
+from mnist_core.config import ConfigError, TrainConfig
 from mnist_core.runs import (
     ACTIVE_STATES,
     DONE_STATES,
@@ -44,6 +44,8 @@ from mnist_core.runs import (
     run_path,
 )
 from mnist_core.settings import max_concurrent_runs, max_queued_per_owner
+from mnist_core.teaching import Teaching, write_snapshot
+from mnist_core.teaching import check as check_teaching
 
 LOCK_FD_ENV = "MNIST_WORKER_LOCK_FD"  # the fd number of the inherited worker.lock, for the supervisor
 
@@ -214,15 +216,20 @@ def request_stop(run_id: str, root: Path | str | None = None, actor: Actor | Non
 
 
 def continue_run(
-    run_id: str, extra_epochs: int | None = None, root: Path | str | None = None, actor: Actor | None = None
+    run_id: str,
+    extra_epochs: int | None = None,
+    root: Path | str | None = None,
+    actor: Actor | None = None,
+    teaching: Teaching | None = None,
+    repeat: int = 0,
 ) -> Run:
     """Queue run `run_id` to train on from its last finished epoch to its planned epochs plus `extra_epochs`
     (None: the plan as it is). The plan never shrinks: a run stopped in epoch 1 of 2 and given one more epoch
-    trains to epoch 3. Its curves go on; a partial epoch is trained again from its start."""
-    if extra_epochs is not None and (
-        isinstance(extra_epochs, bool) or not isinstance(extra_epochs, int) or extra_epochs < 0
-    ):
-        raise RunError(f"extra_epochs: must be a whole number >= 0, got {extra_epochs!r}")
+    trains to epoch 3. Its curves go on; a partial epoch is trained again from its start. With `teaching`, its
+    training drawings join every epoch `repeat` times from now on (teaching.py)."""
+    for field, value, low in (("extra_epochs", extra_epochs, 0), ("repeat", repeat, 1 if teaching else 0)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise RunError(f"{field}: must be a whole number >= {low}, got {value!r}")
     path = run_path(run_id, root)
     with locked(path.parent):
         run = _current(path, actor, "continue")
@@ -236,8 +243,17 @@ def continue_run(
             raise RunError(f"run {run_id} has trained all {done} planned epochs; ask for more epochs")
         if done and not run.has_model:
             raise RunError(f"run {run_id} has no saved model to continue from")
-        config = TrainConfig.from_dict({**run.config.to_dict(), "epochs": target})
+        changes = {"epochs": target}
+        if teaching is not None:
+            check_teaching(teaching)
+            changes |= {"drawings_repeat": repeat, "drawings_train": teaching.counts[0]}
         try:
+            config = TrainConfig.from_dict({**run.config.to_dict(), **changes})
+        except ConfigError as error:
+            raise RunError(str(error)) from error
+        try:
+            if teaching is not None:
+                write_snapshot(path, teaching, repeat, at_epoch=done)
             storage.write_json_atomic(path / runfiles.CONFIG, config.to_dict())
             (path / runfiles.STOP).unlink(missing_ok=True)
         except OSError as error:

@@ -12,6 +12,8 @@ A run folder (plain files other tools can read):
     evaluation.json   the test-set evaluation, once computed
     labels.json       what people call it: a display name, a note and tags (optional)
     imported.json     for a model brought in from elsewhere (no config, no curves): its file, format, shapes
+    handwriting.npz   for a run taught your handwriting: the drawings it trains on and those held out (teaching.py)
+    handwriting.json  ... and their record: repeat factor, counts, held-out accuracy before and after each epoch
     tensorboard/      TensorBoard event files (`tensorboard --logdir runs`)
     log.txt           the training process's output (tracebacks end up here)
     stop              present while a stop has been asked for
@@ -33,6 +35,8 @@ FINAL_MODEL = "final.keras"
 EVALUATION = "evaluation.json"
 LABELS = "labels.json"
 IMPORTED = "imported.json"
+HANDWRITING_DATA = "handwriting.npz"
+HANDWRITING = "handwriting.json"
 TENSORBOARD = "tensorboard"
 LOG = "log.txt"
 STOP = "stop"

@@ -46,6 +46,14 @@ STATUS_FIELDS = {
 PROGRESS_FIELDS = {"epoch": int, "batch": int, "steps_per_epoch": int, "loss": _NUMBER, "accuracy": _NUMBER}
 LABELS_FIELDS = {"name": str, "note": str, "tags": list}
 IMPORTED_FIELDS = {"source": str, "format": str, "architecture": (str, type(None)), "parameters": int}
+HANDWRITING_FIELDS = {
+    "at_epoch": int,
+    "repeat": int,
+    "train": int,
+    "held_out": int,
+    "before": (*_NUMBER, type(None)),
+    "after": list,
+}
 EVALUATION_FIELDS = {"accuracy": _NUMBER, "loss": _NUMBER, "count": int, "confusion_matrix": list, "per_class": list}
 # A snapshot is reused while its files are unchanged; one whose files changed within this many seconds is
 # read again every time (file times are coarse: two writes in one tick would otherwise look like one).
@@ -85,6 +93,7 @@ class Run:
     problem: str | None = None  # why the run is damaged, naming the file; None when every file reads
     labels: dict = field(default_factory=dict)  # labels.json: name, note, tags ({} when none was given)
     imported: dict | None = None  # imported.json: where a model trained elsewhere came from (None: trained here)
+    handwriting: dict | None = None  # handwriting.json: how it was taught your drawings (None: never)
 
     @property
     def run_id(self) -> str:
@@ -262,6 +271,17 @@ def _read_imported(path: Path, required: bool) -> dict | None:
     return imported
 
 
+def _read_handwriting(path: Path) -> dict | None:
+    """Return handwriting.json, checked, or None for a run never taught your drawings."""
+    record = storage.read_json_object(path / runfiles.HANDWRITING)
+    if record is not None:
+        _check_fields(runfiles.HANDWRITING, record, HANDWRITING_FIELDS)
+        after = record.get("after", [])
+        if not all(isinstance(row, dict) and {"epoch", "accuracy"} <= set(row) for row in after):
+            raise storage.DamagedFile(f"{runfiles.HANDWRITING}: after is not a list of epochs and accuracies")
+    return record
+
+
 def read_run(path: Path | str) -> Run:
     """Return a fresh snapshot of the run folder `path` (damaged, with the reason, when a file is bad)."""
     path = Path(path)
@@ -274,6 +294,7 @@ def read_run(path: Path | str) -> Run:
         "evaluation": None,
         "labels": {},
         "imported": None,
+        "handwriting": None,
     }
     readers = {  # status first: an imported run has no config
         "status": _read_status,
@@ -283,6 +304,7 @@ def read_run(path: Path | str) -> Run:
         "evaluation": _read_evaluation,
         "labels": _read_labels,
         "imported": lambda folder: _read_imported(folder, required=parts["status"]["state"] == IMPORTED),
+        "handwriting": _read_handwriting,
     }
     for part, reader in readers.items():
         try:
@@ -309,6 +331,7 @@ _SIGNATURE_FILES = (  # config and status first: list_runs tells a run folder by
     runfiles.EVALUATION,
     runfiles.LABELS,
     runfiles.IMPORTED,
+    runfiles.HANDWRITING,
     runfiles.BEST_MODEL,
     runfiles.FINAL_MODEL,
     runfiles.STOP,

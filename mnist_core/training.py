@@ -26,6 +26,7 @@ from mnist_core.config import TrainConfig
 from mnist_core.data import load_mnist, split, to_model_input
 from mnist_core.runs import FINISHED, PRUNED, STOPPED, RunError, read_run
 from mnist_core.settings import EVALUATION_BATCH_SIZE, METRICS_EVERY_BATCHES, METRICS_EVERY_SECONDS, NUM_CLASSES
+from mnist_core.teaching import Teaching, read_snapshot, write_record
 
 ONE_CYCLE_WARMUP = 0.1  # share of the cycle's steps spent warming the learning rate up
 ONE_CYCLE_START = 0.1  # warm-up starts at this fraction of the peak learning rate
@@ -85,10 +86,17 @@ def compile_model(model, config: TrainConfig, total_steps: int) -> None:
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
 
 
-def prepare_data(config: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Return (x_train (N,28,28,1) float32, y_train, x_val, y_val) for `config`, subset applied."""
+def prepare_data(
+    config: TrainConfig, teaching: Teaching | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return (x_train (N,28,28,1) float32, y_train, x_val, y_val) for `config`, subset applied, and the
+    `teaching` drawings config.drawings_repeat times each after the MNIST digits (fit shuffles them in)."""
     parts = split(load_mnist())
-    x_train, y_train = parts.x_train[: config.train_size], parts.y_train[: config.train_size]
+    x_train, y_train = parts.x_train[: config.mnist_train_size], parts.y_train[: config.mnist_train_size]
+    if config.drawings_repeat:
+        repeat = config.drawings_repeat
+        x_train = np.concatenate([x_train, np.repeat(teaching.train_images, repeat, axis=0)])
+        y_train = np.concatenate([y_train, np.repeat(teaching.train_labels.astype(y_train.dtype), repeat)])
     x_val, y_val = parts.x_val[: config.validation_size], parts.y_val[: config.validation_size]
     if config.label_smoothing:
         y_train, y_val = np.eye(NUM_CLASSES, dtype=np.float32)[y_train], np.eye(NUM_CLASSES, dtype=np.float32)[y_val]
@@ -129,10 +137,12 @@ class RunRecorder(keras.callbacks.Callback):
     # waits for a batch's loss to be read back; the seed recipe gets the same treatment.
     async_safe = True
 
-    def __init__(self, path: Path, config: TrainConfig, rows: list[dict], previous_elapsed: float):
+    def __init__(self, path: Path, config: TrainConfig, rows: list[dict], previous_elapsed: float, best_since: int = 0):
         super().__init__()
         self.path, self.config, self.rows = path, config, rows
-        self.best = max((row["val_accuracy"] for row in rows), default=-1.0)
+        # best.keras is the best epoch since `best_since`: once taught your handwriting, a run's model is the
+        # taught one even where its MNIST validation accuracy is a hair below an earlier epoch's.
+        self.best = max((row["val_accuracy"] for row in rows[best_since:]), default=-1.0)
         self.stop_file = path / runfiles.STOP
         self.steps = config.steps_per_epoch
         self.started = time.perf_counter() - previous_elapsed
@@ -304,6 +314,40 @@ def restore(path: Path, config: TrainConfig, rows: list[dict]):
     return model, start
 
 
+def accuracy_on(model, images: np.ndarray, labels: np.ndarray) -> float:
+    """Return the share of uint8 `images` (n, 28, 28) that `model` gives the right digit (n >= 1)."""
+    scores = model.predict(to_model_input(images), batch_size=EVALUATION_BATCH_SIZE, verbose=0)
+    return float(np.mean(np.argmax(scores, axis=1) == labels))
+
+
+class HeldOutScore(keras.callbacks.Callback):
+    """After each epoch of a taught run, records the held-out drawings' accuracy in handwriting.json."""
+
+    def __init__(self, path: Path, teaching: Teaching, record: dict):
+        super().__init__()
+        self.path, self.teaching, self.record = path, teaching, record
+
+    def on_epoch_end(self, epoch, logs=None):
+        accuracy = accuracy_on(self.model, self.teaching.held_out_images, self.teaching.held_out_labels)
+        self.record["after"].append({"epoch": epoch + 1, "accuracy": accuracy})
+        write_record(self.path, self.record)
+
+
+def taught(path: Path, config: TrainConfig, record: dict | None, model, start: int) -> tuple[Teaching | None, dict]:
+    """Return (the drawings a taught run trains on, its handwriting record as of epoch `start`), measuring the
+    held-out accuracy before teaching with `model` when not yet done; (None, {}) for a run without drawings."""
+    if not config.drawings_repeat:
+        return None, {}
+    teaching = read_snapshot(path)
+    if record is None or teaching.counts[0] != config.drawings_train:
+        raise RunError(f"{runfiles.HANDWRITING}: does not match {runfiles.HANDWRITING_DATA}; teach the run again")
+    record = dict(record, after=[row for row in record["after"] if row["epoch"] <= start])
+    if record["before"] is None and start == record["at_epoch"]:
+        record["before"] = accuracy_on(model, teaching.held_out_images, teaching.held_out_labels)
+    write_record(path, record)
+    return teaching, record
+
+
 class EpochHook(keras.callbacks.Callback):
     """After each epoch is recorded, calls on_epoch(epoch, val_accuracy); training stops when it returns True
     (a sweep prunes the trial)."""
@@ -341,13 +385,16 @@ def train_run(path: Path, on_epoch=None) -> str:
     config = run.config
     remove_temp_files(path)
     keras.utils.set_random_seed(config.seed)
-    x_train, y_train, x_val, y_val = prepare_data(config)
     model, start = restore(path, config, list(run.epochs))
+    teaching, record = taught(path, config, run.handwriting, model, start)
+    x_train, y_train, x_val, y_val = prepare_data(config, teaching)
     rows = drop_past(path, start, list(run.epochs))
     control.update_status(path, epochs_done=start, error=None)
     previous_elapsed = rows[-1]["elapsed"] if rows else 0.0
     # The recorder writes TensorBoard logs itself: Keras' TensorBoard callback costs a summary op per batch.
-    callbacks = [RunRecorder(path, config, rows, previous_elapsed)]  # first: an epoch is on disk before the hook
+    # It comes first: an epoch is on disk before the held-out score and the hook see it.
+    callbacks = [RunRecorder(path, config, rows, previous_elapsed, best_since=record.get("at_epoch", 0))]
+    callbacks += [HeldOutScore(path, teaching, record)] if teaching else []
     hook = EpochHook(on_epoch) if on_epoch else None
     callbacks += [hook] if hook else []
     if config.augmentation == "shift":

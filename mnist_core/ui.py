@@ -36,6 +36,7 @@ from mnist_core import (
     runfiles,
     runs,
     sweeps,
+    teaching,
 )
 from mnist_core.access import Actor
 from mnist_core.architectures import build_model, layer_table
@@ -878,6 +879,50 @@ def drawings_accuracies(with_model: list[runs.Run]) -> dict[str, float] | None:
     return scores
 
 
+def handwriting_caption(run: runs.Run) -> None:
+    """Show how a taught run was taught your handwriting and its held-out accuracy before and after."""
+    record, config = run.handwriting, run.config
+    if not record or not config or not config.drawings_repeat:
+        return
+    st.caption(
+        f":material/draw: Taught your handwriting at epoch {record['at_epoch']}: "
+        f"{teaching.share_line(record['train'], record['repeat'], config.mnist_train_size)}."
+    )
+    st.markdown(f"**{teaching.after_line(record)}**")
+
+
+def teach_control(run: runs.Run, key: str) -> None:
+    """Show "Teach it your handwriting": a repeat factor, epochs to add, the split and its share, and Continue
+    with my drawings mixed in."""
+    with st.expander("Teach it your handwriting", icon=":material/draw:"):
+        mine = my_drawings()
+        split = teaching.split(mine)
+        train, held_out = split.counts
+        st.caption(
+            f"Your {len(mine)} saved drawing(s): {train} to train on, {held_out} held out (one in four, always the "
+            "same ones) to measure it before and after."
+        )
+        mnist_images = run.config.mnist_train_size
+        repeat = st.number_input(
+            "Repeat each drawing, per epoch",
+            1,
+            100,
+            teaching.suggested_repeat(train, mnist_images),
+            key=f"{key}_teach_repeat",
+            help="A few dozen drawings among 54,000 digits would hardly count: each is shown this many times an "
+            "epoch (with the run's augmentation, so no two copies are alike when it shifts).",
+        )
+        extra = st.number_input("Epochs to add", 1, 100, 2, key=f"{key}_teach_epochs")
+        st.caption(teaching.share_line(train, int(repeat), mnist_images).capitalize() + ".")
+        clicked = st.button(
+            "Continue with my drawings", icon=":material/school:", key=f"{key}_teach", disabled=not train
+        )
+        if clicked and act(
+            control.continue_run, run.run_id, int(extra), actor=actor(), teaching=split, repeat=int(repeat)
+        ):
+            st.rerun()
+
+
 def ensemble_control(chosen: list[runs.Run], key: str) -> None:
     """Show "Make an ensemble" of the chosen runs that have a model: their averaged probabilities become one more
     model (a run of its own, on every page and in the leaderboard)."""
@@ -979,7 +1024,8 @@ def config_caption(config) -> str:
         f"{config.epochs} epochs · batch {config.batch_size} · {config.optimizer} lr {config.learning_rate:g}"
         + (f" ({config.lr_schedule})" if config.lr_schedule != "constant" else "")
         + (f" · augmentation {config.augmentation}" if config.augmentation != "none" else "")
-        + (f" · {config.train_size:,} training images" if config.train_subset else "")
+        + (f" · {config.mnist_train_size:,} training images" if config.train_subset else "")
+        + (f" · your drawings ×{config.drawings_repeat}" if config.drawings_repeat else "")
     )
 
 

@@ -20,7 +20,7 @@ def describe(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
         where = f" writing {Path(error.filename).name}" if error.filename else ""
         return f"the disk refused{where}: {error.strerror}"
-    if isinstance(error, control.StorageError):
+    if isinstance(error, RunError):  # the studio's own messages (a full disk, a damaged file) are one line already
         return str(error)
     return f"{type(error).__name__}: {error}"
 

@@ -120,6 +120,7 @@ def show_status(run_id: str, shown_state: str) -> None:
     st.caption(ui.config_caption(config))
     if run.labels.get("note"):
         st.caption(f"Note: {run.labels['note']}")
+    ui.handwriting_caption(run)
     if run.status.get("error"):
         st.error(run.status["error"])
     if state == runs.QUEUED:
@@ -156,6 +157,8 @@ def show_status(run_id: str, shown_state: str) -> None:
         )
         if continue_clicked and ui.act(control.continue_run, run.run_id, int(extra), actor=ui.actor()):
             st.rerun()
+        if run.has_model:
+            ui.teach_control(run, "train")
     if state not in runs.ACTIVE_STATES:
         ui.delete_control(run, "train_run")
         if run.has_model:
