@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mnist_core import control, runfiles, storage
+from mnist_core import augment, control, runfiles, storage
 from mnist_core.architectures import build_model
 from mnist_core.config import TrainConfig
 from mnist_core.data import load_mnist, split, to_model_input
@@ -30,7 +30,6 @@ from mnist_core.teaching import Teaching, read_snapshot, write_record
 
 ONE_CYCLE_WARMUP = 0.1  # share of the cycle's steps spent warming the learning rate up
 ONE_CYCLE_START = 0.1  # warm-up starts at this fraction of the peak learning rate
-SHIFT_PIXELS = 2
 
 
 class StopRequested(Exception):
@@ -103,31 +102,28 @@ def prepare_data(
     return to_model_input(x_train), y_train, to_model_input(x_val), y_val
 
 
-class ShiftedDigits(keras.utils.PyDataset):
-    """Shuffled batches (b, 28, 28, 1) of digits each moved by up to 2 pixels, new shifts every epoch."""
+class AugmentedDigits(keras.utils.PyDataset):
+    """Shuffled batches (b, 28, 28, 1) of digits augmented afresh each epoch (augment.py: 'shift' or 'drawn')."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int):
-        super().__init__()
-        pad = SHIFT_PIXELS
-        self.padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-        self.y, self.count, self.batch_size = y, len(x), batch_size
-        self.rng = np.random.default_rng(seed)
-        self.size = x.shape[1]
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, kind: str):
+        # One thread prepares the next batch while the current one trains.
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.x, self.y, self.batch_size, self.kind, self.seed = x[..., 0], y, batch_size, kind, seed
+        self.epoch = -1
         self.on_epoch_end()
 
     def __len__(self) -> int:
-        return math.ceil(self.count / self.batch_size)
+        return math.ceil(len(self.x) / self.batch_size)
 
     def on_epoch_end(self) -> None:
-        self.order = self.rng.permutation(self.count)
-        self.offsets = self.rng.integers(0, 2 * SHIFT_PIXELS + 1, size=(self.count, 2))
+        self.epoch += 1
+        self.order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.x))
 
     def __getitem__(self, index: int):
         rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        grid = np.arange(self.size)
-        ys = (self.offsets[rows, 0][:, None] + grid)[:, :, None]
-        xs = (self.offsets[rows, 1][:, None] + grid)[:, None, :]
-        return self.padded[rows[:, None, None], ys, xs], self.y[rows]
+        # A generator per batch: the helper thread may ask for batches in any order, the changes stay the same.
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        return augment.augment(self.kind, self.x[rows], rng)[..., None], self.y[rows]
 
 
 class RunRecorder(keras.callbacks.Callback):
@@ -397,8 +393,8 @@ def train_run(path: Path, on_epoch=None) -> str:
     callbacks += [HeldOutScore(path, teaching, record)] if teaching else []
     hook = EpochHook(on_epoch) if on_epoch else None
     callbacks += [hook] if hook else []
-    if config.augmentation == "shift":
-        train_data = {"x": ShiftedDigits(x_train, y_train, config.batch_size, config.seed)}
+    if config.augmentation != "none":
+        train_data = {"x": AugmentedDigits(x_train, y_train, config.batch_size, config.seed, config.augmentation)}
     else:
         train_data = {"x": x_train, "y": y_train, "batch_size": config.batch_size, "shuffle": True}
     state = FINISHED
