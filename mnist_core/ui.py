@@ -22,6 +22,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx, script_runner
 
 from mnist_core import (
     access,
+    augment,
     charts,
     control,
     drawings,
@@ -545,6 +546,32 @@ def image_grid(images: list, captions: list[str], tile_pixels: int = 76) -> None
         ".mnist-grid figcaption{font-size:11px;line-height:1.2;text-align:center;color:#52606d}</style>"
         f'<div class="mnist-grid">{tiles}</div>'
     )
+
+
+PREVIEW_COPIES = 5  # augmented versions shown of each digit
+
+
+def augmentation_preview(kind: str, key: str) -> None:
+    """Show one training digit of each class and how augmentation `kind` changes it (new examples on a click)."""
+    seed_key = f"{key}_seed"
+    seed = st.session_state.get(seed_key, 0)
+    st.image(_augmentation_mosaic(kind, seed), width=6 * 28 * 2)
+    st.caption(f"Left: the digit as it is; then {PREVIEW_COPIES} ways training might see it this epoch ({kind}).")
+    if st.button("Other examples", icon=":material/refresh:", key=f"{key}_again"):
+        st.session_state[seed_key] = seed + 1
+        st.rerun()
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _augmentation_mosaic(kind: str, seed: int) -> np.ndarray:
+    """Return a uint8 mosaic (10 rows x (1 + PREVIEW_COPIES) digits, 1-pixel grey gaps) of the preview."""
+    view = dataset()
+    firsts = [int(np.flatnonzero(view.labels["train"] == digit)[0]) for digit in range(10)]
+    originals = view.images["train"][firsts]
+    changed = augment.preview(originals, kind, PREVIEW_COPIES, seed)
+    rows = np.concatenate([originals[:, None] / 255.0, changed], axis=1)  # (10, 1 + copies, 28, 28)
+    padded = np.pad(rows, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=0.35)
+    return (padded.transpose(0, 2, 1, 3).reshape(10 * 30, -1) * 255).astype(np.uint8)
 
 
 # A grid of digits that reports clicks: a static page (no build step) in resources/thumbnails.

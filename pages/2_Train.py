@@ -62,8 +62,11 @@ with settings:
             AUGMENTATIONS,
             AUGMENTATIONS.index(defaults.get("augmentation", "none")),
             key=f"train_augmentation_{key}",
-            help="shift: every epoch, each digit moves by up to 2 pixels.",
+            help="shift: every epoch, each digit moves by up to 2 pixels. drawn: it is also turned, scaled, "
+            "slanted, drawn with a thicker or thinner pen and bent a little, like drawings on the canvas.",
         )
+        if augmentation != "none":
+            ui.augmentation_preview(augmentation, f"train_preview_{key}")
         seed = st.number_input("Seed", 0, 2**31 - 1, 0, key=f"train_seed_{key}")
         subset = st.number_input(
             "Training images (fewer = a quick demo)",

@@ -1,5 +1,5 @@
-"""The procedural drawn digits: seeded, balanced, pen width and slant visible in them, and a trained model
-reads most of them."""
+"""The procedural drawn digits: seeded, balanced, pen width, slant and turn visible in them, every way of writing
+a digit distinct, and a trained model reads most of them."""
 
 from __future__ import annotations
 
@@ -22,17 +22,42 @@ def test_the_set_is_seeded_balanced_and_prepared_like_a_drawing():
 
 def test_a_wider_pen_leaves_more_ink_and_a_slant_leans_the_digit():
     def ink(pen: int) -> float:
-        canvas = synthetic.draw_canvas(1, pen, 0.0, 0.6, (0.0, 0.0))
+        canvas = synthetic.draw_canvas(1, synthetic.Hand(pen=pen))
         return float((canvas[:, :, 0] > 128).sum())
 
     amounts = [ink(pen) for pen in synthetic.PEN_WIDTHS]
     assert amounts == sorted(amounts) and amounts[-1] > 2 * amounts[0]
-    leaning = synthetic.draw_canvas(1, 18, 0.3, 0.6, (0.0, 0.0))[:, :, 0] > 128
+    leaning = synthetic.draw_canvas(1, synthetic.Hand(slant=0.3))[:, :, 0] > 128
     rows = np.flatnonzero(leaning.any(axis=1))
     top = np.flatnonzero(leaning[rows[0] + 20])
     bottom = np.flatnonzero(leaning[rows[-1] - 20])
     assert top.mean() > bottom.mean() + 20  # x grows with height: the top leans right
-    assert not preprocess_canvas(synthetic.draw_canvas(7, 18, 0.0, 0.6, (0.05, -0.05))).blank
+    assert not preprocess_canvas(synthetic.draw_canvas(7, synthetic.Hand(offset=(0.05, -0.05)))).blank
+
+
+def test_every_way_of_writing_a_digit_is_drawn_and_differs():
+    for label, styles in synthetic.STYLES.items():
+        drawn = [
+            preprocess_canvas(synthetic.draw_canvas(label, synthetic.Hand(style=s))).image for s in range(len(styles))
+        ]
+        assert all(image is not None for image in drawn), label
+        for first in range(len(drawn)):
+            for second in range(first + 1, len(drawn)):
+                assert np.abs(drawn[first] - drawn[second]).sum() > 8, (label, first, second)  # a stroke of ink
+
+
+def test_a_turn_turns_the_digit():
+    def main_axis(turn: float) -> float:
+        ink = synthetic.draw_canvas(1, synthetic.Hand(style=1, turn_degrees=turn))[:, :, 0].astype(float)
+        ys, xs = np.mgrid[0 : ink.shape[0], 0 : ink.shape[1]]
+        x0, y0 = (ink * xs).sum() / ink.sum(), (ink * ys).sum() / ink.sum()
+        mu20, mu02 = (ink * (xs - x0) ** 2).sum(), (ink * (ys - y0) ** 2).sum()
+        mu11 = (ink * (xs - x0) * (ys - y0)).sum()
+        return float(np.degrees(0.5 * np.arctan2(2 * mu11, mu20 - mu02)))
+
+    # The plain 1 stands nearly upright (about 90 degrees); a turn of 15 degrees moves its axis by about that.
+    assert abs(abs(main_axis(0)) - 90) < 3
+    assert abs(abs(main_axis(0)) - abs(main_axis(15)) - 15) < 3
 
 
 def test_a_trained_model_reads_most_drawn_digits(trained_cnn):
