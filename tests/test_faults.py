@@ -404,3 +404,55 @@ def test_full_disk_import_says_so_and_leaves_nothing(small_disk, tmp_path, uploa
     assert sorted(entry.name for entry in root.iterdir() if entry.name != runfiles.ROOT_LOCK) == [healthy.run_id]
     filler.unlink()
     assert imported.import_file(tmp_path / "model.keras", root=root).state == runs.IMPORTED  # once there is room
+
+
+def test_full_disk_saving_a_drawing_says_so_and_keeps_the_others(small_disk):
+    """A full disk refuses a drawing in one line; the drawings saved before read back as they were, nothing half
+    written stays, and saving works again once there is room."""
+    import numpy as np
+
+    from mnist_core import drawings
+    from mnist_core.synthetic import drawn_digits
+
+    root = small_disk / "drawings"
+    images, labels = drawn_digits(4, seed=2)
+    raw = np.zeros((280, 280, 4), np.uint8)
+    pairs = zip(images[:3], labels[:3], strict=True)
+    saved = [drawings.save_drawing(image, int(label), raw, root) for image, label in pairs]
+    before = drawings.load_drawings(root)
+    files_before = sorted(path.name for path in root.rglob("*") if path.is_file())
+    filler = fill(small_disk)
+    with pytest.raises(drawings.DrawingError, match="No space left on device") as caught:
+        drawings.save_drawing(images[3], int(labels[3]), raw, root)
+    assert "\n" not in str(caught.value)
+    after = drawings.load_drawings(root)
+    assert after.names == tuple(saved) and after.problems == ()
+    np.testing.assert_array_equal(after.images, before.images)
+    assert sorted(path.name for path in root.rglob("*") if path.is_file()) == files_before
+    filler.unlink()
+    drawings.save_drawing(images[3], int(labels[3]), raw, root)
+    assert len(drawings.load_drawings(root)) == 4
+
+
+def test_full_disk_teaching_a_run_says_so_and_changes_nothing(trained_run, small_disk, monkeypatch):
+    """Teaching a run writes its drawings' snapshot first: on a full disk it is refused in one line and the run
+    stays as it was, ready to be taught once there is room."""
+    from mnist_core import drawings, teaching
+    from mnist_core.synthetic import drawn_digits
+
+    images, labels = drawn_digits(24)
+    for image, label in zip(images, labels, strict=True):
+        drawings.save_drawing(image, int(label))
+    split = teaching.split(drawings.load_drawings())
+    run = copy_run(trained_run, small_disk / "runs")
+    config_before = run.file(runfiles.CONFIG).read_bytes()
+    filler = fill(small_disk)
+    with pytest.raises(control.StorageError, match="No space left on device") as caught:
+        control.continue_run(run.run_id, 1, small_disk / "runs", teaching=split, repeat=3)
+    assert "\n" not in str(caught.value)
+    assert run.file(runfiles.CONFIG).read_bytes() == config_before and fresh(run).state == runs.FINISHED
+    assert not run.file(runfiles.HANDWRITING_DATA).exists()
+    assert not [path for path in run.path.iterdir() if runfiles.is_temp_file(path.name)]
+    filler.unlink()
+    queued = control.continue_run(run.run_id, 1, small_disk / "runs", teaching=split, repeat=3)
+    assert wait_state(queued) == runs.FINISHED, log_of(queued)
