@@ -1,18 +1,43 @@
-"""My drawings at scale, and how models read drawn digits: scoring one model on 1,000 saved drawings, and each
-preset's accuracy on the procedural drawn-digit set beside its MNIST test accuracy.
+"""My drawings at scale, and how models read drawn digits: scoring one model on 1,000 saved drawings, each
+preset's accuracy on the procedural drawn-digit set beside its MNIST test accuracy, and the ensemble of presets.
 
-1,000 procedural drawings (strokes rendered like the canvas: five pen widths, five slants, sizes, positions;
-mnist_core/synthetic.py) are saved through the Draw page's own path; then, --repeats times, the saved set is
-read back from disk (PNG files and labels.csv) and one model scores all of it. Each preset in --presets is
-trained here with its defaults, then scored on the MNIST test set and on the procedural set.
+1,000 procedural drawings (strokes rendered like the canvas: two or three ways of writing each digit, pens of 6 to
+38 px, slants, turns, proportions, a wobbly hand, sizes, positions; mnist_core/synthetic.py) are saved through the
+Draw page's own path; then, --repeats times, the saved set is read back from disk (PNG files and labels.csv) and
+one model scores all of it. Each preset in --presets is trained here with its defaults (or taken, trained, from
+--reuse: a runs folder holding a finished run of it), then scored on the MNIST test set and on the procedural set;
+then the ensemble of all of them (their averaged probabilities) is scored the same way.
 """
 
 from __future__ import annotations
+
+import shutil
 
 import benchlib
 from benchlib import fmt, median
 
 TARGET_SCORE_S = 1.0  # read and score 1,000 saved drawings
+TARGET_ENSEMBLE = 0.9975  # the ensemble of presets on the MNIST test set
+QUICK, ROBUST = "fast_cnn", "robust_cnn"
+
+
+def finished_run(key: str, reuse, root, epochs, train_subset):
+    """Return a finished run of preset `key`: the newest one in `reuse` when it has one, else one trained now."""
+    from mnist_core import control, runs
+    from mnist_core.config import TrainConfig
+
+    if reuse:
+        done = [run for run in runs.list_runs(reuse) if run.architecture == key and run.state == runs.FINISHED]
+        if done:
+            print(f"{key}: reusing {done[0].run_id} ({len(done[0].epochs)} epochs) from {reuse}", flush=True)
+            (root / "runs").mkdir(parents=True, exist_ok=True)  # beside the others: the ensemble finds its members
+            return runs.read_run(shutil.copytree(done[0].path, root / "runs" / done[0].run_id))
+    config = TrainConfig.for_architecture(key, epochs=epochs, train_subset=train_subset)
+    print(f"training {key}: {config.epochs} epoch(s) on {config.train_size:,} images", flush=True)
+    run = control.start_run(config, root / "runs")
+    if control.wait_for(run, timeout=3600) != runs.FINISHED:
+        raise RuntimeError(f"{key} did not finish: {runs.read_run(run.path).status}")
+    return runs.read_run(run.path)
 
 
 def main() -> None:
@@ -20,13 +45,13 @@ def main() -> None:
     parser = benchlib.parser(__doc__.split("\n\n")[0], repeats=2, epochs=1, train_subset=5000)
     parser.add_argument("--drawings", type=int, default=1000, help="procedural drawings saved (default 1,000)")
     parser.add_argument("--repeats", type=int, default=5, help="timed read-and-score passes (default 5)")
-    parser.add_argument("--presets", nargs="+", default=["fast_cnn"], help="architectures to train and score")
+    parser.add_argument("--presets", nargs="+", default=[QUICK, "strong_cnn", ROBUST], help="architectures")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per preset (default: its own)")
     parser.add_argument("--train-subset", type=int, default=None, help="training images (default: all)")
+    parser.add_argument("--reuse", default=None, help="a runs folder to take finished preset runs from")
     args = benchlib.parse(parser)
 
-    from mnist_core import control, drawings, evaluate, runs, synthetic
-    from mnist_core.config import TrainConfig
+    from mnist_core import drawings, ensembles, evaluate, synthetic
     from mnist_core.models import run_predictor
 
     root = benchlib.temp_runs_dir("drawings")
@@ -37,14 +62,14 @@ def main() -> None:
             drawings.save_drawing(image, int(label), root=folder)
     print(f"saved {args.drawings:,} drawings in {fmt(saving.seconds, 1)} s", flush=True)
 
+    trained = [finished_run(key, args.reuse, root, args.epochs, args.train_subset) for key in args.presets]
+    if len(trained) >= ensembles.MIN_MEMBERS:
+        # The ensemble lives beside its members' copies, in this benchmark's own runs folder.
+        members = [run.run_id for run in trained]
+        ensemble = ensembles.make_ensemble(members, "ensemble of presets", root=root / "runs")
+        trained.append(ensemble)
     results = []
-    for key in args.presets:
-        config = TrainConfig.for_architecture(key, epochs=args.epochs, train_subset=args.train_subset)
-        print(f"training {key}: {config.epochs} epoch(s) on {config.train_size:,} images", flush=True)
-        run = control.start_run(config, root / "runs")
-        if control.wait_for(run, timeout=3600) != runs.FINISHED:
-            raise RuntimeError(f"{key} did not finish: {runs.read_run(run.path).status}")
-        run = runs.read_run(run.path)
+    for run in trained:
         test = evaluate.evaluate_run(run)["accuracy"]
         run_predictor(run)  # loaded once, as the Evaluate page has it
         reads, scores = [], []
@@ -58,8 +83,9 @@ def main() -> None:
         totals = [read + score for read, score in zip(reads, scores, strict=True)]
         results.append(
             {
-                "preset": key,
-                "epochs": config.epochs,
+                "preset": run.architecture or "ensemble",
+                "run": run.run_id,
+                "epochs": len(run.epochs) or None,
                 "test_accuracy": test,
                 "drawn_accuracy": on_drawings,
                 "read_s": median(reads),
@@ -82,6 +108,10 @@ def main() -> None:
             ("max s", "total_max_s", 3),
         ],
     )
+    by_preset = {row["preset"]: row for row in results}
+    if QUICK in by_preset and ROBUST in by_preset:
+        gain = by_preset[ROBUST]["drawn_accuracy"] - by_preset[QUICK]["drawn_accuracy"]
+        print(f"robust preset's gain over the Quick one on drawn digits: {100 * gain:+.1f} points")
     slowest = max(results, key=lambda row: row["total_s"])
     checks = [
         benchlib.check(
@@ -92,6 +122,19 @@ def main() -> None:
             unit=" s",
         )
     ]
+    if "ensemble" in by_preset:
+        accuracy = 100 * by_preset["ensemble"]["test_accuracy"]
+        checks.append(
+            benchlib.check(
+                "ensemble of presets, MNIST test", accuracy, 100 * TARGET_ENSEMBLE, higher_is_better=True, unit=" %"
+            )
+        )
+    if QUICK in by_preset and ROBUST in by_preset:
+        checks.append(
+            benchlib.check(
+                "robust gain over Quick on drawn digits", 100 * gain, 0.0, higher_is_better=True, unit=" points"
+            )
+        )
     benchlib.write_results(
         "drawings",
         {

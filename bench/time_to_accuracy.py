@@ -7,7 +7,7 @@ model scored on the 10,000 test images, vs deeper_cnn_bn trained in this process
 until it reaches 99.0 %.
 Only training time counts on both sides (test scoring is left out).
 
---preset best: the "strong_cnn" preset alone, against its promise of 99.5 % within 15 minutes.
+--preset best: the "strong_cnn" preset alone, against its promise of 99.70 % within 15 minutes.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ import time
 import benchlib
 from benchlib import fmt
 
-PRESETS = {"fast": ("fast_cnn", 0.990), "best": ("strong_cnn", 0.995)}
+PRESETS = {"fast": ("fast_cnn", 0.990), "best": ("strong_cnn", 0.997)}
 BEST_TIME_LIMIT_S = 15 * 60
+QUICK_TIME_LIMIT_S = 15.0  # the Quick preset's training time to 99.0 %
+QUICK_SPEEDUP = 25.0  # ... and how many times faster than the walkthrough's BatchNorm recipe gets there
 BASELINE_ARCH = "deeper_cnn_bn"
 
 
@@ -166,9 +168,15 @@ def report(preset: str, engine: dict, baseline: dict | None, target: float) -> l
     if preset == "best":
         seconds, limit = engine["training_s"], BEST_TIME_LIMIT_S
         checks.append(benchlib.check("best preset training time", seconds, limit, higher_is_better=False, unit=" s"))
-    elif baseline is not None:
+    else:
+        seconds = engine["training_s"] if reached else None
+        checks.append(
+            benchlib.check("quick preset training time", seconds, QUICK_TIME_LIMIT_S, higher_is_better=False, unit=" s")
+        )
+    if preset != "best" and baseline is not None:
         speedup = benchlib.ratio(baseline["training_s"], engine["training_s"]) if reached else None
-        checks.append(benchlib.check("time to target, baseline/engine", speedup, 1.0, higher_is_better=True, unit="x"))
+        name = "time to target, baseline/engine"
+        checks.append(benchlib.check(name, speedup, QUICK_SPEEDUP, higher_is_better=True, unit="x"))
     return checks
 
 

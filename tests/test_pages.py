@@ -142,6 +142,17 @@ def test_train_preset_fills_its_defaults(empty_root):
     assert app.selectbox(key="train_optimizer_fast_cnn").value == "adam"
 
 
+def test_train_robust_preset_previews_its_augmentation(empty_root):
+    app = page("pages/2_Train.py")
+    app.radio(key="train_start_from").set_value("Robust to drawings").run()
+    assert app.selectbox(key="train_augmentation_robust_cnn").value == "drawn"
+    assert len(app.get("image")) == 1 and "ways training might see it" in " ".join(texts(app.caption))
+    app.button(key="train_preview_robust_cnn_again").click().run()  # new examples, no error
+    assert not app.exception and len(app.get("image")) == 1
+    app.selectbox(key="train_augmentation_robust_cnn").set_value("none").run()
+    assert app.get("image") == []  # nothing to preview
+
+
 def test_train_rejects_an_impossible_learning_rate(empty_root):
     app = page("pages/2_Train.py")
     app.number_input(key="train_lr_mlp").set_value(0.0).run()

@@ -501,6 +501,50 @@ def test_save_my_drawings_browse_them_delete_and_undo(page: Page, server, finish
     no_exception(page)
 
 
+def test_teach_a_run_my_handwriting_and_see_before_and_after(page: Page, server, finished_runs, shoot):
+    """On the Train page, a copy of the quick run is continued for one epoch with my drawings mixed in: the split
+    and the drawings' share of an epoch show before the click, the held-out accuracy before and after once it
+    has trained. The Robust preset's augmentation preview shows under More settings."""
+    from mnist_core import drawings, teaching
+    from mnist_core.synthetic import drawn_digits
+
+    folder = server.runs_dir.parent / "drawings"
+    images, labels = drawn_digits(30, seed=7)
+    for image, label in zip(images, labels, strict=True):
+        drawings.save_drawing(image, int(label), root=folder)
+    train, held_out = teaching.split(drawings.load_drawings(folder)).counts
+    quick, _ = finished_runs
+    copy_id = quick.run_id[:-4] + "7eac"
+    shutil.copytree(quick.path, server.runs_dir / copy_id)
+    open_page(page, server, f"/Train?run={copy_id}")
+    page.get_by_text("Teach it your handwriting").click()
+    expect(page.get_by_text(f"{train} to train on, {held_out} held out")).to_be_visible()
+    epochs = page.get_by_label("Epochs to add", exact=True)
+    epochs.fill("1")
+    epochs.press("Enter")
+    wait_for_app(page)
+    expect(page.get_by_text(re.compile(r"seen \d+ time\(s\) an epoch"))).to_be_visible()
+    shoot(page, "before")
+    page.get_by_role("button", name="Continue with my drawings").click()
+    run = runs.get_run(copy_id, server.runs_dir)
+    assert control.wait_for(run, timeout=TRAINING_TIMEOUT) == runs.FINISHED
+    record = runs.get_run(copy_id, server.runs_dir).handwriting
+    after = f"{100 * record['after'][-1]['accuracy']:.1f} % after epoch 3"
+    expect(page.get_by_text(re.compile(re.escape(after)))).to_be_visible(timeout=20_000)
+    expect(page.get_by_text(f"{100 * record['before']:.1f} % before", exact=False)).to_be_visible()
+    shoot(page, "after")
+
+    open_page(page, server, "/Train")
+    page.get_by_text("Robust to drawings", exact=True).click()
+    wait_for_app(page)
+    page.get_by_text("More settings").click()
+    expect(page.get_by_text("ways training might see it this epoch (drawn)")).to_be_visible()
+    preview = page.locator('[data-testid="stImage"] img').first
+    expect(preview).to_be_visible()
+    shoot(page, "preview")
+    no_exception(page)
+
+
 # ---------------------------------------------------------------- phone layout of the charts
 
 # Every chart's toolbar box (shown on hover) and every title or subplot title box, in page pixels.
