@@ -27,7 +27,15 @@ def finished_run(key: str, reuse, root, epochs, train_subset):
     from mnist_core.config import TrainConfig
 
     if reuse:
-        done = [run for run in runs.list_runs(reuse) if run.architecture == key and run.state == runs.FINISHED]
+        done = [
+            run
+            for run in runs.list_runs(reuse)
+            if run.architecture == key
+            and run.state == runs.FINISHED
+            and run.config.drawings_repeat == 0  # trained on MNIST alone, all of it
+            and run.config.train_subset is None
+            and run.config.epochs == (epochs or TrainConfig.for_architecture(key).epochs)
+        ]
         if done:
             print(f"{key}: reusing {done[0].run_id} ({len(done[0].epochs)} epochs) from {reuse}", flush=True)
             (root / "runs").mkdir(parents=True, exist_ok=True)  # beside the others: the ensemble finds its members

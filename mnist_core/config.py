@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 from mnist_core.architectures import ARCHITECTURES, get_architecture
@@ -10,6 +11,7 @@ from mnist_core.settings import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS, TRAIN_S
 
 MAX_DRAWINGS_REPEAT = 100  # more copies than this and a few drawings drown the 54,000 digits
 MAX_DRAWINGS_TRAIN = 100_000
+SNAPSHOT_DIGEST = re.compile(r"^[0-9a-f]{16}$")
 
 
 class ConfigError(ValueError):
@@ -31,10 +33,11 @@ class TrainConfig:
     label_smoothing: float = 0.0
     # Train on the first N images of the 54,000 (validation shrinks to N // 9): quick demos, tests.
     train_subset: int | None = None
-    # Taught your handwriting (teaching.py): each of `drawings_train` saved drawings joins every epoch
-    # `drawings_repeat` times; 0 and 0 for a run trained on MNIST alone.
+    # Taught your handwriting (teaching.py): each of `drawings_train` saved drawings, snapshotted in the run folder
+    # as handwriting-<drawings_snapshot>.npz, joins every epoch `drawings_repeat` times; 0, 0 and "" without.
     drawings_repeat: int = 0
     drawings_train: int = 0
+    drawings_snapshot: str = ""
 
     @classmethod
     def for_architecture(cls, architecture: str, **overrides) -> TrainConfig:
@@ -90,8 +93,15 @@ class TrainConfig:
             _check_int("train_subset", self.train_subset, low=10, high=TRAIN_SPLIT_SIZE)
         _check_int("drawings_repeat", self.drawings_repeat, low=0, high=MAX_DRAWINGS_REPEAT)
         _check_int("drawings_train", self.drawings_train, low=0, high=MAX_DRAWINGS_TRAIN)
-        if (self.drawings_repeat == 0) != (self.drawings_train == 0):
-            raise ConfigError("drawings_repeat: set with drawings_train (both 0 for a run without drawings)")
+        if len({self.drawings_repeat == 0, self.drawings_train == 0, self.drawings_snapshot == ""}) > 1:
+            raise ConfigError("drawings_repeat: set with drawings_train and drawings_snapshot (or none of them)")
+        if self.drawings_snapshot and not SNAPSHOT_DIGEST.fullmatch(str(self.drawings_snapshot)):
+            raise ConfigError(f"drawings_snapshot: 16 hex digits, got {self.drawings_snapshot!r}")
+        if self.drawings_repeat * self.drawings_train > TRAIN_SPLIT_SIZE:
+            raise ConfigError(
+                f"drawings_repeat: {self.drawings_repeat} copies of {self.drawings_train:,} drawings is more images "
+                f"than MNIST's {TRAIN_SPLIT_SIZE:,}: repeat them fewer times"
+            )
         _check_int("batch_size", self.batch_size, low=1, high=self.train_size)
         _check_int("seed", self.seed, low=0, high=2**31 - 1)
         if not _is_number(self.learning_rate) or not 0 < self.learning_rate <= 10:

@@ -44,7 +44,7 @@ from mnist_core.runs import (
     run_path,
 )
 from mnist_core.settings import max_concurrent_runs, max_queued_per_owner
-from mnist_core.teaching import Teaching, write_snapshot
+from mnist_core.teaching import Teaching, remove_other_snapshots, write_snapshot
 from mnist_core.teaching import check as check_teaching
 
 LOCK_FD_ENV = "MNIST_WORKER_LOCK_FD"  # the fd number of the inherited worker.lock, for the supervisor
@@ -246,15 +246,18 @@ def continue_run(
         changes = {"epochs": target}
         if teaching is not None:
             check_teaching(teaching)
-            changes |= {"drawings_repeat": repeat, "drawings_train": teaching.counts[0]}
+            changes |= {"drawings_repeat": repeat, "drawings_train": teaching.counts[0], "drawings_snapshot": "0" * 16}
         try:
-            config = TrainConfig.from_dict({**run.config.to_dict(), **changes})
+            TrainConfig.from_dict({**run.config.to_dict(), **changes})  # refused before anything is written
         except ConfigError as error:
             raise RunError(str(error)) from error
         try:
-            if teaching is not None:
-                write_snapshot(path, teaching, repeat, at_epoch=done)
+            if teaching is not None:  # the snapshot first; config.json, naming it, is the commit point
+                changes["drawings_snapshot"] = write_snapshot(path, teaching)
+            config = TrainConfig.from_dict({**run.config.to_dict(), **changes})
             storage.write_json_atomic(path / runfiles.CONFIG, config.to_dict())
+            if teaching is not None:
+                remove_other_snapshots(path, config.drawings_snapshot)
             (path / runfiles.STOP).unlink(missing_ok=True)
         except OSError as error:
             raise storage_error(error, f"continue run {run_id}") from error

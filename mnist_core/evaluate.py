@@ -186,6 +186,9 @@ def leaderboard(candidates: list[Run], drawings_accuracy: dict[str, float] | Non
         }
         if drawings_accuracy is not None:
             row["my drawings accuracy"] = percent(on_mine)
+            # A run taught your handwriting has seen most of these drawings: said, so it is not read as a fair score.
+            taught = run.config.drawings_train if run.config else 0
+            row["trained on my drawings"] = f"{taught} of them" if taught else ""
         row[EPOCHS_DONE] = "imported" if run.state == IMPORTED else len(run.epochs)
         rows.append(row)
     return rows

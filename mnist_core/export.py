@@ -21,6 +21,7 @@ ZIPPED_FILES = (
     runfiles.EVALUATION,
     runfiles.LABELS,
     runfiles.IMPORTED,
+    runfiles.HANDWRITING,
     runfiles.BEST_MODEL,
     runfiles.FINAL_MODEL,
 )
@@ -30,12 +31,17 @@ TFLITE_TOLERANCE = 1e-4  # largest difference of a class probability allowed bet
 
 def run_zip(run: Run) -> bytes:
     """Return a zip of the run's plain files (config, status, curves, evaluation, labels, where an imported model
-    came from, models) under RUN_ID/."""
+    came from, the drawings a taught run trains on, models) under RUN_ID/."""
     if run.damaged:
         raise RunError(f"run {run.run_id} is damaged ({run.problem}); nothing to export")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name in ZIPPED_FILES:
+        snapshot = (
+            [runfiles.handwriting_data(run.config.drawings_snapshot)]
+            if run.config and run.config.drawings_snapshot
+            else []
+        )
+        for name in (*ZIPPED_FILES, *snapshot):
             if run.file(name).is_file():
                 archive.write(run.file(name), f"{run.run_id}/{name}")
     return buffer.getvalue()

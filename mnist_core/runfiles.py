@@ -12,8 +12,9 @@ A run folder (plain files other tools can read):
     evaluation.json   the test-set evaluation, once computed
     labels.json       what people call it: a display name, a note and tags (optional)
     imported.json     for a model brought in from elsewhere (no config, no curves): its file, format, shapes
-    handwriting.npz   for a run taught your handwriting: the drawings it trains on and those held out (teaching.py)
-    handwriting.json  ... and their record: repeat factor, counts, held-out accuracy before and after each epoch
+    handwriting-<digest>.npz  for a run taught your handwriting: the drawings it trains on and those held out
+                      (teaching.py); config.json names the one in use by its digest (the first 16 hex of its SHA-256)
+    handwriting.json  ... and its record: repeat factor, counts, held-out accuracy before and after each epoch
     tensorboard/      TensorBoard event files (`tensorboard --logdir runs`)
     log.txt           the training process's output (tracebacks end up here)
     stop              present while a stop has been asked for
@@ -35,8 +36,8 @@ FINAL_MODEL = "final.keras"
 EVALUATION = "evaluation.json"
 LABELS = "labels.json"
 IMPORTED = "imported.json"
-HANDWRITING_DATA = "handwriting.npz"
 HANDWRITING = "handwriting.json"
+HANDWRITING_DATA_PATTERN = re.compile(r"^handwriting-([0-9a-f]{16})\.npz$")
 TENSORBOARD = "tensorboard"
 LOG = "log.txt"
 STOP = "stop"
@@ -71,6 +72,11 @@ def deleted_at(entry: str) -> int:
     """Return when a trash entry was deleted, in nanoseconds (0 for a stray name)."""
     stamp = entry.rsplit(".", 1)[-1]
     return int(stamp) if stamp.isdigit() else 0
+
+
+def handwriting_data(digest: str) -> str:
+    """Return the file name of the drawings snapshot whose SHA-256 starts with the 16 hex digits `digest`."""
+    return f"handwriting-{digest}.npz"
 
 
 def checkpoint_name(epoch: int) -> str:

@@ -47,6 +47,7 @@ PROGRESS_FIELDS = {"epoch": int, "batch": int, "steps_per_epoch": int, "loss": _
 LABELS_FIELDS = {"name": str, "note": str, "tags": list}
 IMPORTED_FIELDS = {"source": str, "format": str, "architecture": (str, type(None)), "parameters": int}
 HANDWRITING_FIELDS = {
+    "snapshot": str,
     "at_epoch": int,
     "repeat": int,
     "train": int,
@@ -167,8 +168,10 @@ class Run:
 
     @property
     def best_val_accuracy(self) -> float | None:
-        """Return the best validation accuracy of any epoch, None before the first epoch ends."""
-        return max((row["val_accuracy"] for row in self.epochs), default=None)
+        """Return the best validation accuracy of the epochs best.keras is chosen from (every epoch, or those since
+        it was taught your handwriting), None before the first one ends."""
+        since = (self.handwriting or {}).get("at_epoch", 0)
+        return max((row["val_accuracy"] for row in self.epochs[since:]), default=None)
 
     @property
     def seconds_per_epoch(self) -> float | None:
@@ -276,6 +279,9 @@ def _read_handwriting(path: Path) -> dict | None:
     record = storage.read_json_object(path / runfiles.HANDWRITING)
     if record is not None:
         _check_fields(runfiles.HANDWRITING, record, HANDWRITING_FIELDS)
+        missing = [key for key in HANDWRITING_FIELDS if key not in record]
+        if missing:
+            raise storage.DamagedFile(f"{runfiles.HANDWRITING}: lacks {', '.join(missing)}")
         after = record.get("after", [])
         if not all(isinstance(row, dict) and {"epoch", "accuracy"} <= set(row) for row in after):
             raise storage.DamagedFile(f"{runfiles.HANDWRITING}: after is not a list of epochs and accuracies")
@@ -311,6 +317,9 @@ def read_run(path: Path | str) -> Run:
             parts[part] = reader(path)
         except storage.DamagedFile as error:
             problem = problem or str(error)
+    config, record = parts["config"], parts["handwriting"]
+    if record is not None and (config is None or record["snapshot"] != config.drawings_snapshot):
+        parts["handwriting"] = None  # about an earlier teaching: the training process starts a new record
     models = frozenset(name for name in (runfiles.BEST_MODEL, runfiles.FINAL_MODEL) if (path / name).is_file())
     return Run(
         path=path,

@@ -120,6 +120,23 @@ def _placed(stroke: list, hand: Hand, box: float, centre: tuple[float, float]) -
     return placed
 
 
+def _inside(strokes: list[list], margin: float) -> list[list]:
+    """Return the strokes moved, and shrunk about their middle if need be, so that ink `margin` pixels wide around
+    every point stays on the canvas (nobody draws past its edge)."""
+    points = np.array([point for stroke in strokes for point in stroke])
+    low, high = points.min(axis=0) - margin, points.max(axis=0) + margin
+    shrink = min(1.0, CANVAS / float((high - low).max()))
+    middle = (low + high) / 2
+    fitted = middle + shrink * (points - middle)
+    fitted_low, fitted_high = middle + shrink * (low - middle), middle + shrink * (high - middle)
+    fitted += np.clip(-fitted_low, 0, None) - np.clip(fitted_high - CANVAS, 0, None)
+    result, start = [], 0
+    for stroke in strokes:
+        result.append([tuple(point) for point in fitted[start : start + len(stroke)]])
+        start += len(stroke)
+    return result
+
+
 def draw_canvas(label: int, hand: Hand) -> np.ndarray:
     """Return digit `label` drawn by `hand` on an RGBA canvas (280, 280, 4) uint8 like the Draw page's."""
     picture = Image.new("RGBA", (CANVAS, CANVAS), (0, 0, 0, 0))
@@ -127,8 +144,8 @@ def draw_canvas(label: int, hand: Hand) -> np.ndarray:
     box = hand.size * CANVAS
     centre = (CANVAS / 2 + hand.offset[0] * CANVAS, CANVAS / 2 + hand.offset[1] * CANVAS)
     pen = hand.pen
-    for stroke in STYLES[label][hand.style]:
-        points = _placed(stroke, hand, box, centre)
+    strokes = _inside([_placed(stroke, hand, box, centre) for stroke in STYLES[label][hand.style]], pen / 2)
+    for points in strokes:
         pen_draw.line(points, fill=(255, 255, 255, 255), width=pen, joint="curve")
         for x, y in (points[0], points[-1]):  # round pen ends, as a real pen leaves
             pen_draw.ellipse((x - pen / 2, y - pen / 2, x + pen / 2, y + pen / 2), fill=(255, 255, 255, 255))

@@ -2,10 +2,14 @@
 
 The drawings are split once and for all by file name: one in four (by a hash of the name) is held out and never
 trained on, so its accuracy before and after is an honest measure, and a drawing held out today stays held out
-when more are saved tomorrow. Continuing a run this way puts a snapshot of both parts in the run folder
-(handwriting.npz), so a resumed or continued run trains on exactly those drawings, whatever happens to the
-drawings folder meanwhile; handwriting.json records the repeat factor, the counts, and the held-out accuracy
-before the continue and after each epoch since (the training process writes those).
+when more are saved tomorrow. Continuing a run this way puts a snapshot of both parts in the run folder, so a
+resumed or continued run trains on exactly those drawings whatever happens to the drawings folder meanwhile.
+
+Crash safety: the snapshot is written under its own digest (handwriting-<digest>.npz) before config.json names
+it, and config.json is the commit point: killed before it, the run is as it was (its old snapshot still there);
+after it, the run trains on the new one. handwriting.json, the record of the held-out accuracy before teaching and
+after each epoch since, is the training process's: it starts a fresh record when the one there is about another
+snapshot.
 """
 
 from __future__ import annotations
@@ -77,35 +81,63 @@ def share_line(train: int, repeat: int, mnist_images: int) -> str:
     )
 
 
-def write_snapshot(path: Path, teaching: Teaching, repeat: int, at_epoch: int) -> None:
-    """Write the run's handwriting.npz and a fresh handwriting.json (nothing measured yet), each atomically."""
+def write_snapshot(path: Path, teaching: Teaching) -> str:
+    """Write the drawings snapshot into the run folder (atomically, once per content); return its digest."""
     buffer = io.BytesIO()
-    np.savez_compressed(
-        buffer,
-        train_images=teaching.train_images,
-        train_labels=teaching.train_labels,
-        held_out_images=teaching.held_out_images,
-        held_out_labels=teaching.held_out_labels,
-    )
-    storage.write_bytes_atomic(path / runfiles.HANDWRITING_DATA, buffer.getvalue())
-    train, held_out = teaching.counts
-    record = {"at_epoch": at_epoch, "repeat": repeat, "train": train, "held_out": held_out, "before": None}
-    write_record(path, record | {"after": []})
+    np.savez_compressed(buffer, **{key: getattr(teaching, key) for key in _SNAPSHOT_KEYS})
+    data = buffer.getvalue()
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    if not (path / runfiles.handwriting_data(digest)).is_file():
+        storage.write_bytes_atomic(path / runfiles.handwriting_data(digest), data)
+    return digest
 
 
-def read_snapshot(path: Path) -> Teaching:
-    """Return the drawings the run at `path` was taught with; RunError naming the file when it is missing or bad."""
+def remove_other_snapshots(path: Path, digest: str) -> None:
+    """Delete the run's drawings snapshots other than `digest` (left by an earlier teaching or a killed one)."""
+    for entry in path.iterdir():
+        match = runfiles.HANDWRITING_DATA_PATTERN.match(entry.name)
+        if match and match.group(1) != digest:
+            entry.unlink(missing_ok=True)
+
+
+def read_snapshot(path: Path, digest: str) -> Teaching:
+    """Return the drawings snapshot `digest` of the run at `path`; RunError naming the file when it is missing,
+    damaged or not what its digest says."""
+    name = runfiles.handwriting_data(digest)
     try:
-        with np.load(path / runfiles.HANDWRITING_DATA, allow_pickle=False) as arrays:
-            teaching = Teaching(*(np.asarray(arrays[key]) for key in _SNAPSHOT_KEYS))
+        data = (path / name).read_bytes()
     except FileNotFoundError:
-        raise RunError(f"{runfiles.HANDWRITING_DATA}: missing; the run cannot train on your drawings") from None
+        raise RunError(f"{name}: missing; the run cannot train on your drawings: teach it again") from None
+    if hashlib.sha256(data).hexdigest()[:16] != digest:
+        raise RunError(f"{name}: damaged (its content changed); teach the run again")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            teaching = Teaching(*(np.asarray(arrays[key]) for key in _SNAPSHOT_KEYS))
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
-        raise RunError(f"{runfiles.HANDWRITING_DATA}: damaged ({type(error).__name__}); teach the run again") from None
+        raise RunError(f"{name}: damaged ({type(error).__name__}); teach the run again") from None
     pairs = ((teaching.train_images, teaching.train_labels), (teaching.held_out_images, teaching.held_out_labels))
     if not all(images.shape[1:] == (28, 28) and len(labels) == len(images) for images, labels in pairs):
-        raise RunError(f"{runfiles.HANDWRITING_DATA}: damaged (wrong shapes); teach the run again")
+        raise RunError(f"{name}: damaged (wrong shapes); teach the run again")
     return teaching
+
+
+def new_record(digest: str, at_epoch: int, repeat: int, teaching: Teaching) -> dict:
+    """Return a fresh handwriting.json record of teaching snapshot `digest` from epoch `at_epoch`."""
+    train, held_out = teaching.counts
+    return {
+        "snapshot": digest,
+        "at_epoch": at_epoch,
+        "repeat": repeat,
+        "train": train,
+        "held_out": held_out,
+        "before": None,
+        "after": [],
+    }
+
+
+def read_record(path: Path) -> dict | None:
+    """Return the run's handwriting.json as it is (None when there is none), for the training process."""
+    return storage.read_json_object(path / runfiles.HANDWRITING)
 
 
 def write_record(path: Path, record: dict) -> None:
@@ -113,10 +145,14 @@ def write_record(path: Path, record: dict) -> None:
     storage.write_json_atomic(path / runfiles.HANDWRITING, record)
 
 
-def after_line(record: dict) -> str:
-    """Return the held-out accuracy before and after teaching in one line (what is known so far)."""
+def after_line(record: dict, training: bool) -> str:
+    """Return the held-out accuracy before and after teaching in one line (what is known so far; `training`:
+    whether the run is queued or training now)."""
     before = record.get("before")
     start = f"{100 * before:.1f} %" if before is not None else "not measured yet"
     after = record.get("after") or []
-    end = f"{100 * after[-1]['accuracy']:.1f} % after epoch {after[-1]['epoch']}" if after else "after: training…"
+    if after:
+        end = f"{100 * after[-1]['accuracy']:.1f} % after epoch {after[-1]['epoch']}"
+    else:
+        end = "after: training…" if training else "no taught epoch finished yet"
     return f"{record['held_out']} held-out drawing(s): {start} before → {end}"

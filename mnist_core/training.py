@@ -26,7 +26,7 @@ from mnist_core.config import TrainConfig
 from mnist_core.data import load_mnist, split, to_model_input
 from mnist_core.runs import FINISHED, PRUNED, STOPPED, RunError, read_run
 from mnist_core.settings import EVALUATION_BATCH_SIZE, METRICS_EVERY_BATCHES, METRICS_EVERY_SECONDS, NUM_CLASSES
-from mnist_core.teaching import Teaching, read_snapshot, write_record
+from mnist_core.teaching import Teaching, new_record, read_record, read_snapshot, write_record
 
 ONE_CYCLE_WARMUP = 0.1  # share of the cycle's steps spent warming the learning rate up
 ONE_CYCLE_START = 0.1  # warm-up starts at this fraction of the peak learning rate
@@ -105,11 +105,12 @@ def prepare_data(
 class AugmentedDigits(keras.utils.PyDataset):
     """Shuffled batches (b, 28, 28, 1) of digits augmented afresh each epoch (augment.py: 'shift' or 'drawn')."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, kind: str):
-        # One thread prepares the next batch while the current one trains.
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, kind: str, first_epoch: int = 0):
+        # workers=1: batches are made on the training thread; tf.data prefetches the next one meanwhile. Epochs
+        # count from `first_epoch`, so a resumed run sees the orders and changes an uninterrupted one would.
         super().__init__(workers=1, use_multiprocessing=False)
         self.x, self.y, self.batch_size, self.kind, self.seed = x[..., 0], y, batch_size, kind, seed
-        self.epoch = -1
+        self.epoch = first_epoch - 1
         self.on_epoch_end()
 
     def __len__(self) -> int:
@@ -121,7 +122,7 @@ class AugmentedDigits(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
-        # A generator per batch: the helper thread may ask for batches in any order, the changes stay the same.
+        # A generator per batch: whatever order batches are asked for in, each gets the same changes.
         rng = np.random.default_rng([self.seed, self.epoch, index])
         return augment.augment(self.kind, self.x[rows], rng)[..., None], self.y[rows]
 
@@ -291,7 +292,6 @@ def cycle_end(optimizer) -> int | None:
 def restore(path: Path, config: TrainConfig, rows: list[dict]):
     """Return (model compiled with its optimizer state, epochs already trained) to train `path` on from."""
     steps = config.steps_per_epoch
-    total_steps = config.epochs * steps
     start, checkpoint = resume_point(path, len(rows))
     legacy = not (path / runfiles.CHECKPOINTS).exists() and rows and (path / runfiles.FINAL_MODEL).exists()
     if checkpoint is not None:
@@ -301,12 +301,16 @@ def restore(path: Path, config: TrainConfig, rows: list[dict]):
         start, model = len(rows), keras.saving.load_model(path / runfiles.FINAL_MODEL, safe_mode=True)
     else:
         model = build_model(config.architecture)
-        compile_model(model, config, total_steps)
+        compile_model(model, config, config.epochs * steps)
         return model, 0
-    if config.lr_schedule == "one_cycle" and (cycle_end(model.optimizer) or 0) < total_steps:
-        # Continued past the end of its cycle, where the rate has decayed to zero: a new cycle over the
-        # added epochs. The optimizer keeps its step count and moments. (A resumed run keeps its cycle.)
-        model.optimizer.learning_rate = OneCycle(config.learning_rate, total_steps - start * steps, start * steps)
+    if config.lr_schedule != "one_cycle":
+        return model, start
+    done_steps, remaining = int(model.optimizer.iterations), (config.epochs - start) * steps
+    if (cycle_end(model.optimizer) or 0) < done_steps + remaining:
+        # Continued past the end of its cycle, where the rate has decayed to zero: a new cycle over the added
+        # epochs, from the step the optimizer has reached (not start * steps: teaching makes epochs longer). The
+        # optimizer keeps its step count and moments. (A resumed run keeps its cycle.)
+        model.optimizer.learning_rate = OneCycle(config.learning_rate, remaining, done_steps)
     return model, start
 
 
@@ -330,13 +334,20 @@ class HeldOutScore(keras.callbacks.Callback):
 
 
 def taught(path: Path, config: TrainConfig, record: dict | None, model, start: int) -> tuple[Teaching | None, dict]:
-    """Return (the drawings a taught run trains on, its handwriting record as of epoch `start`), measuring the
-    held-out accuracy before teaching with `model` when not yet done; (None, {}) for a run without drawings."""
+    """Return (the drawings a taught run trains on, its handwriting record as of epoch `start`): a fresh record
+    when the one there is about another snapshot, the held-out accuracy before teaching measured with `model` when
+    not yet done; (None, {}) for a run without drawings."""
     if not config.drawings_repeat:
         return None, {}
-    teaching = read_snapshot(path)
-    if record is None or teaching.counts[0] != config.drawings_train:
-        raise RunError(f"{runfiles.HANDWRITING}: does not match {runfiles.HANDWRITING_DATA}; teach the run again")
+    digest = config.drawings_snapshot
+    teaching = read_snapshot(path, digest)
+    if teaching.counts[0] != config.drawings_train:
+        raise RunError(
+            f"{runfiles.handwriting_data(digest)}: holds {teaching.counts[0]} drawings, config.json says "
+            f"{config.drawings_train}; teach the run again"
+        )
+    if record is None or record.get("snapshot") != digest:
+        record = new_record(digest, start, config.drawings_repeat, teaching)
     record = dict(record, after=[row for row in record["after"] if row["epoch"] <= start])
     if record["before"] is None and start == record["at_epoch"]:
         record["before"] = accuracy_on(model, teaching.held_out_images, teaching.held_out_labels)
@@ -382,19 +393,21 @@ def train_run(path: Path, on_epoch=None) -> str:
     remove_temp_files(path)
     keras.utils.set_random_seed(config.seed)
     model, start = restore(path, config, list(run.epochs))
-    teaching, record = taught(path, config, run.handwriting, model, start)
+    teaching, record = taught(path, config, read_record(path), model, start)
     x_train, y_train, x_val, y_val = prepare_data(config, teaching)
     rows = drop_past(path, start, list(run.epochs))
     control.update_status(path, epochs_done=start, error=None)
     previous_elapsed = rows[-1]["elapsed"] if rows else 0.0
-    # The recorder writes TensorBoard logs itself: Keras' TensorBoard callback costs a summary op per batch.
-    # It comes first: an epoch is on disk before the held-out score and the hook see it.
-    callbacks = [RunRecorder(path, config, rows, previous_elapsed, best_since=record.get("at_epoch", 0))]
-    callbacks += [HeldOutScore(path, teaching, record)] if teaching else []
+    # The held-out score is written before its epoch is recorded: killed in between, the epoch is trained again
+    # and the score of an epoch that never counted is dropped on resume (taught). The recorder writes TensorBoard
+    # logs itself (Keras' TensorBoard callback costs a summary op per batch); an epoch is on disk before the hook.
+    callbacks = [HeldOutScore(path, teaching, record)] if teaching else []
+    callbacks += [RunRecorder(path, config, rows, previous_elapsed, best_since=record.get("at_epoch", 0))]
     hook = EpochHook(on_epoch) if on_epoch else None
     callbacks += [hook] if hook else []
     if config.augmentation != "none":
-        train_data = {"x": AugmentedDigits(x_train, y_train, config.batch_size, config.seed, config.augmentation)}
+        batches = AugmentedDigits(x_train, y_train, config.batch_size, config.seed, config.augmentation, start)
+        train_data = {"x": batches}
     else:
         train_data = {"x": x_train, "y": y_train, "batch_size": config.batch_size, "shuffle": True}
     state = FINISHED

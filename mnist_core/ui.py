@@ -908,14 +908,15 @@ def drawings_accuracies(with_model: list[runs.Run]) -> dict[str, float] | None:
 
 def handwriting_caption(run: runs.Run) -> None:
     """Show how a taught run was taught your handwriting and its held-out accuracy before and after."""
-    record, config = run.handwriting, run.config
-    if not record or not config or not config.drawings_repeat:
+    config, record = run.config, run.handwriting
+    if not config or not config.drawings_repeat:
         return
-    st.caption(
-        f":material/draw: Taught your handwriting at epoch {record['at_epoch']}: "
-        f"{teaching.share_line(record['train'], record['repeat'], config.mnist_train_size)}."
-    )
-    st.markdown(f"**{teaching.after_line(record)}**")
+    share = teaching.share_line(config.drawings_train, config.drawings_repeat, config.mnist_train_size)
+    if record is None:  # queued: the training process measures the held-out drawings when it starts
+        st.caption(f":material/draw: Being taught your handwriting: {share}.")
+        return
+    st.caption(f":material/draw: Taught your handwriting at epoch {record['at_epoch']}: {share}.")
+    st.markdown(f"**{teaching.after_line(record, run.state in runs.ACTIVE_STATES)}**")
 
 
 def teach_control(run: runs.Run, key: str) -> None:
@@ -936,8 +937,8 @@ def teach_control(run: runs.Run, key: str) -> None:
             100,
             teaching.suggested_repeat(train, mnist_images),
             key=f"{key}_teach_repeat",
-            help="A few dozen drawings among 54,000 digits would hardly count: each is shown this many times an "
-            "epoch (with the run's augmentation, so no two copies are alike when it shifts).",
+            help=f"A few dozen drawings among {mnist_images:,} digits would hardly count: each is shown this many "
+            "times an epoch (with the run's augmentation, so no two copies are alike when it has one).",
         )
         extra = st.number_input("Epochs to add", 1, 100, 2, key=f"{key}_teach_epochs")
         st.caption(teaching.share_line(train, int(repeat), mnist_images).capitalize() + ".")

@@ -33,8 +33,8 @@ if scored_on == "mine":
         st.stop()
     result, images = ui.drawings_score(run), mine.images
     what = f"Scored on your {len(mine):,} drawings just now, with {result['model']}."
-    if taught := run.handwriting:
-        what += f" It was trained on {taught['train']} of your drawings: the held-out score on Train is the fair one."
+    if run.config and run.config.drawings_train:
+        what += f" It was trained on {run.config.drawings_train} of your drawings: its held-out score on Train is fair."
 else:
     result, images = evaluate.stored_evaluation(run), view.images["test"]
     if result is None:

@@ -451,7 +451,7 @@ def test_full_disk_teaching_a_run_says_so_and_changes_nothing(trained_run, small
         control.continue_run(run.run_id, 1, small_disk / "runs", teaching=split, repeat=3)
     assert "\n" not in str(caught.value)
     assert run.file(runfiles.CONFIG).read_bytes() == config_before and fresh(run).state == runs.FINISHED
-    assert not run.file(runfiles.HANDWRITING_DATA).exists()
+    assert not list(run.path.glob("handwriting-*.npz"))
     assert not [path for path in run.path.iterdir() if runfiles.is_temp_file(path.name)]
     filler.unlink()
     queued = control.continue_run(run.run_id, 1, small_disk / "runs", teaching=split, repeat=3)

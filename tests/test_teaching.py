@@ -32,6 +32,11 @@ def held_out_by_hand(name: str) -> bool:
     return int(hashlib.sha256(name.encode()).hexdigest()[:8], 16) % 4 == 0
 
 
+def snapshots(run: runs.Run) -> list[str]:
+    """Return the names of the drawings snapshots in the run's folder."""
+    return sorted(path.name for path in run.path.glob("handwriting-*.npz"))
+
+
 def accuracy_of(model_path, images: np.ndarray, labels: np.ndarray) -> float:
     """Return the accuracy of the saved model on uint8 images (n, 28, 28), computed with plain numpy."""
     model = keras.saving.load_model(model_path, safe_mode=True)
@@ -80,6 +85,19 @@ def test_teaching_mixes_drawings_in_and_measures_before_and_after(trained_run, r
     assert [row["epoch"] for row in record["after"]] == [2]
     after_by_hand = accuracy_of(done.file(runfiles.FINAL_MODEL), split.held_out_images, split.held_out_labels)
     assert record["after"][0]["accuracy"] == pytest.approx(after_by_hand, abs=1e-9)
+    # A fresh one-cycle over the taught epoch, from the step the optimizer had reached (epochs grew longer): it
+    # starts at 10 % of the peak, never below zero, and ends at zero.
+    import mnist_core.training  # noqa: F401 - registers OneCycle, which the checkpoint's optimizer uses
+
+    checkpoint = done.file(runfiles.CHECKPOINTS) / runfiles.checkpoint_name(2)
+    optimizer = keras.saving.load_model(checkpoint, safe_mode=True).optimizer
+    old_steps, new_steps = math.ceil(2000 / 64), done.config.steps_per_epoch
+    assert int(optimizer.iterations) == old_steps + new_steps
+    schedule = optimizer._learning_rate
+    peak = done.config.learning_rate
+    assert float(schedule(old_steps)) == pytest.approx(0.1 * peak, rel=1e-4)
+    assert min(float(schedule(step)) for step in range(old_steps, old_steps + new_steps)) >= 0
+    assert done.epochs[1]["learning_rate"] == pytest.approx(0.0, abs=1e-9)
     # best.keras is the taught model (the only epoch since teaching), whatever the untaught epoch scored.
     best = keras.saving.load_model(done.file(runfiles.BEST_MODEL), safe_mode=True)
     final = keras.saving.load_model(done.file(runfiles.FINAL_MODEL), safe_mode=True)
@@ -89,7 +107,8 @@ def test_teaching_mixes_drawings_in_and_measures_before_and_after(trained_run, r
     # The training data holds each training drawing exactly 5 times, and no held-out drawing.
     from mnist_core.training import prepare_data
 
-    snapshot = teaching.read_snapshot(done.path)
+    snapshot = teaching.read_snapshot(done.path, done.config.drawings_snapshot)
+    assert snapshots(done) == [runfiles.handwriting_data(done.config.drawings_snapshot)]
     x_train, y_train, _, _ = prepare_data(done.config, snapshot)
     assert len(x_train) == done.config.train_size
     pixels = x_train[..., 0]
@@ -120,7 +139,9 @@ def test_kill_mid_teaching_then_continue_keeps_the_drawings_and_the_before(train
     assert done.handwriting["before"] == before
     assert [row["epoch"] for row in done.handwriting["after"]] == [2, 3, 4]
     assert done.config.drawings_train == split.counts[0]
-    np.testing.assert_array_equal(teaching.read_snapshot(done.path).train_images, split.train_images)
+    np.testing.assert_array_equal(
+        teaching.read_snapshot(done.path, done.config.drawings_snapshot).train_images, split.train_images
+    )
 
 
 def test_a_damaged_snapshot_fails_the_run_with_one_line(trained_run, runs_dir, reaper):
@@ -129,12 +150,13 @@ def test_a_damaged_snapshot_fails_the_run_with_one_line(trained_run, runs_dir, r
     queued = control.continue_run(run.run_id, 1, runs_dir, teaching=teaching.split(drawings.load_drawings()), repeat=2)
     reaper.append(queued)
     assert wait_state(queued) == runs.FINISHED, log_of(queued)
-    data = run.file(runfiles.HANDWRITING_DATA)
+    name = runfiles.handwriting_data(fresh(run).config.drawings_snapshot)
+    data = run.file(name)
     data.write_bytes(data.read_bytes()[:100])
     control.continue_run(run.run_id, 1, runs_dir)
     assert wait_state(run) == runs.FAILED
     error = fresh(run).status["error"]
-    assert error.startswith(runfiles.HANDWRITING_DATA) and "damaged" in error and "\n" not in error
+    assert error.startswith(name) and "damaged" in error and "\n" not in error
 
 
 def test_teaching_needs_drawings_to_train_on_and_to_hold_out(trained_run, runs_dir):
@@ -156,7 +178,7 @@ def test_teaching_needs_drawings_to_train_on_and_to_hold_out(trained_run, runs_d
         for entry in deleted if keep is not None else ():
             drawings.restore_drawing(entry)
     assert run.file(runfiles.CONFIG).read_bytes() == config_before
-    assert not run.file(runfiles.HANDWRITING_DATA).exists() and fresh(run).state == runs.FINISHED
+    assert snapshots(run) == [] and fresh(run).state == runs.FINISHED
 
 
 def test_teaching_a_queued_or_imported_run_is_refused_and_writes_nothing(runs_dir, tmp_path):
@@ -165,20 +187,62 @@ def test_teaching_a_queued_or_imported_run_is_refused_and_writes_nothing(runs_di
     queued = control.create_run(TrainConfig.for_architecture("mlp", epochs=1, train_subset=200), runs_dir)
     with pytest.raises(runs.RunError, match="queued"):
         control.continue_run(queued.run_id, 1, runs_dir, teaching=split, repeat=3)
-    assert not queued.file(runfiles.HANDWRITING_DATA).exists()
+    assert snapshots(queued) == []
     with pytest.raises(runs.RunError, match="repeat"):
         control.continue_run(queued.run_id, 1, runs_dir, teaching=split, repeat=0)
 
 
 def test_a_repeat_factor_is_a_setting_with_limits():
     base = dict(architecture="mlp", train_subset=1000, batch_size=64)
-    assert TrainConfig.from_dict(base | {"drawings_repeat": 4, "drawings_train": 30}).train_size == 1120
+    taught = {"drawings_repeat": 4, "drawings_train": 30, "drawings_snapshot": "0123456789abcdef"}
+    assert TrainConfig.from_dict(base | taught).train_size == 1000 + 4 * 30
     for bad, field in (
-        ({"drawings_repeat": 101, "drawings_train": 3}, "drawings_repeat"),
-        ({"drawings_repeat": 2}, ""),
+        (taught | {"drawings_repeat": 101}, "drawings_repeat: must be between"),
+        (taught | {"drawings_train": 0}, "drawings_repeat: set with"),
+        (taught | {"drawings_snapshot": "../../etc"}, "drawings_snapshot"),
+        (taught | {"drawings_repeat": 100, "drawings_train": 541}, "more images than MNIST"),
     ):
-        with pytest.raises(ValueError, match=field or "drawings_train"):
+        with pytest.raises(ValueError, match=field):
             TrainConfig.from_dict(base | bad)
+
+
+def test_teaching_again_keeps_the_old_snapshot_until_the_new_one_is_committed(
+    trained_run, runs_dir, reaper, monkeypatch
+):
+    """Taught twice: a disk refusing config.json (the commit point) leaves the first teaching whole (its snapshot,
+    its record, its config); once it takes it, the second snapshot replaces the first and gets a record of its own
+    from the epoch it was taught at."""
+    run = copy_run(trained_run, runs_dir)
+    save_drawn(20)
+    first = control.continue_run(run.run_id, 1, runs_dir, teaching=teaching.split(drawings.load_drawings()), repeat=2)
+    reaper.append(first)
+    assert wait_state(first) == runs.FINISHED, log_of(first)
+    taught_once = fresh(run)
+    save_drawn(20, seed=3)
+    second = teaching.split(drawings.load_drawings())
+    real_write = control.storage.write_json_atomic
+
+    def refusing(path, value, durable=True):
+        if path.name == runfiles.CONFIG:
+            raise OSError(28, "No space left on device", str(path))
+        return real_write(path, value, durable)
+
+    monkeypatch.setattr(control.storage, "write_json_atomic", refusing)
+    with pytest.raises(control.StorageError, match="No space left on device"):
+        control.continue_run(run.run_id, 1, runs_dir, teaching=second, repeat=2)
+    monkeypatch.undo()
+    unchanged = fresh(run)
+    assert unchanged.config == taught_once.config and unchanged.handwriting == taught_once.handwriting
+    teaching.read_snapshot(run.path, taught_once.config.drawings_snapshot)  # still there, whole
+    assert unchanged.state == runs.FINISHED
+
+    again = control.continue_run(run.run_id, 1, runs_dir, teaching=second, repeat=2)
+    assert wait_state(again) == runs.FINISHED, log_of(again)
+    done = fresh(run)
+    assert done.config.drawings_snapshot != taught_once.config.drawings_snapshot
+    assert snapshots(done) == [runfiles.handwriting_data(done.config.drawings_snapshot)]
+    assert done.handwriting["at_epoch"] == 2 and [row["epoch"] for row in done.handwriting["after"]] == [3]
+    assert done.handwriting["train"] == second.counts[0]
 
 
 def test_train_page_teaches_a_finished_run_and_shows_before_and_after(trained_run, runs_dir, reaper):
