@@ -36,7 +36,7 @@ TRAIN_SPLIT_SIZE = TRAIN_IMAGES - VALIDATION_SPLIT_SIZE
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 LR_SCHEDULES = ("constant", "one_cycle")
-AUGMENTATIONS = ("none", "shift", "drawn")  # augment.py says what each one does
+AUGMENTATIONS = ("none", "shift", "varied", "drawn")  # augment.py says what each one does
 
 # The live curve gets a point at least this often, whichever comes first.
 METRICS_EVERY_BATCHES = 25

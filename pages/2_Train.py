@@ -63,7 +63,8 @@ with settings:
             AUGMENTATIONS.index(defaults.get("augmentation", "none")),
             key=f"train_augmentation_{key}",
             help="shift: every epoch, each digit moves by up to 2 pixels. drawn: it is also turned, scaled, "
-            "slanted, drawn with a thicker or thinner pen and bent a little, like drawings on the canvas.",
+            "slanted, drawn with a thicker or thinner pen and bent a little, like drawings on the canvas. "
+            "varied: the same, milder.",
         )
         if augmentation != "none":
             ui.augmentation_preview(augmentation, f"train_preview_{key}")

@@ -135,3 +135,11 @@ def test_a_run_trains_with_drawn_augmentation(runs_dir, reaper):
     reaper.append(run)
     assert wait_state(run) == runs.FINISHED, log_of(run)
     assert fresh(run).epochs[0]["val_accuracy"] > 0.1  # it learned something from the augmented digits
+
+
+def test_varied_changes_digits_less_than_drawn(digits):
+    def change(kind: str) -> float:
+        return float(np.abs(augment.augment(kind, digits, np.random.default_rng(6)) - digits).mean())
+
+    assert 0 < change("varied") < change("drawn")
+    assert change("none") == 0

@@ -138,7 +138,7 @@ def test_train_without_runs_invites_a_first_run(empty_root):
 def test_train_preset_fills_its_defaults(empty_root):
     app = page("pages/2_Train.py")
     app.radio(key="train_start_from").set_value("Quick 99 %").run()
-    assert app.number_input(key="train_epochs_fast_cnn").value == 3
+    assert app.number_input(key="train_epochs_fast_cnn").value == 2
     assert app.selectbox(key="train_optimizer_fast_cnn").value == "adam"
 
 
