@@ -526,7 +526,13 @@ def test_teach_a_run_my_handwriting_and_see_before_and_after(page: Page, server,
     expect(page.get_by_text(re.compile(r"seen \d+ time\(s\) an epoch"))).to_be_visible()
     shoot(page, "before")
     page.get_by_role("button", name="Continue with my drawings").click()
-    run = runs.get_run(copy_id, server.runs_dir)
+    # The copy was finished already: wait for the click to have queued it before waiting for it to finish.
+    run = wait_until(
+        page,
+        lambda: (found := runs.read_run(server.runs_dir / copy_id)).config.drawings_repeat and found,
+        30,
+        "the run to be queued with my drawings",
+    )
     assert control.wait_for(run, timeout=TRAINING_TIMEOUT) == runs.FINISHED
     record = runs.get_run(copy_id, server.runs_dir).handwriting
     after = f"{100 * record['after'][-1]['accuracy']:.1f} % after epoch 3"
@@ -537,7 +543,7 @@ def test_teach_a_run_my_handwriting_and_see_before_and_after(page: Page, server,
     open_page(page, server, "/Train")
     page.get_by_text("Robust to drawings", exact=True).click()
     wait_for_app(page)
-    page.get_by_text("More settings").click()
+    page.locator("summary").filter(has_text="More settings").click()
     expect(page.get_by_text("ways training might see it this epoch (drawn)")).to_be_visible()
     preview = page.locator('[data-testid="stImage"] img').first
     expect(preview).to_be_visible()
