@@ -37,8 +37,8 @@ from mnist_core.runs import (
     STOPPED,
     Run,
     RunError,
-    cached_run,
     is_run_folder,
+    owned_count,
     read_run,
     resolve_root,
     run_path,
@@ -137,14 +137,10 @@ def _check_quota(root: Path, actor: Actor | None) -> None:
     """Raise RunError when `actor` (not an admin) already has as many runs queued or running as one may."""
     if actor is None or actor.admin:
         return
-    waiting = [
-        run
-        for run in (cached_run(path) for path in root.iterdir() if is_run_folder(path))
-        if not run.damaged and run.state in ACTIVE_STATES and run.status.get("owner") == actor.id
-    ]
-    if len(waiting) >= max_queued_per_owner():
+    waiting = owned_count(root, actor.id, ACTIVE_STATES)
+    if waiting >= max_queued_per_owner():
         raise RunError(
-            f"you already have {len(waiting)} runs queued or running, the most one session may have; "
+            f"you already have {waiting} runs queued or running, the most one session may have; "
             "wait for one to end or stop one"
         )
 

@@ -26,7 +26,7 @@ from mnist_core import runfiles, storage
 from mnist_core.access import Actor
 from mnist_core.architectures import ARCHITECTURES, build_model
 from mnist_core.control import NAME_LIMIT, locked, now_iso, storage_error
-from mnist_core.runs import IMPORTED, Run, RunError, is_run_folder, read_run, resolve_root
+from mnist_core.runs import IMPORTED, Run, RunError, owned_count, read_run, resolve_root
 from mnist_core.settings import IMAGE_SIZE, MAX_IMPORT_BYTES, NUM_CLASSES, max_imports_per_owner
 from mnist_core.tfimport import import_keras
 
@@ -358,13 +358,9 @@ def _check_imports_quota(root: Path, actor: Actor | None) -> None:
     """Raise ImportRefused when `actor` (not an admin) keeps as many imported models as one session may."""
     if actor is None or actor.admin:
         return
-    kept = [
-        run
-        for run in (read_run(path) for path in root.iterdir() if is_run_folder(path))
-        if run.state == IMPORTED and run.status.get("owner") == actor.id
-    ]
-    if len(kept) >= max_imports_per_owner():
-        raise ImportRefused(f"this session keeps {len(kept)} imported models, the most one may; delete one first")
+    kept = owned_count(root, actor.id, (IMPORTED,))
+    if kept >= max_imports_per_owner():
+        raise ImportRefused(f"this session keeps {kept} imported models, the most one may; delete one first")
 
 
 def _stem(file_name: str) -> str:

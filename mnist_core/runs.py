@@ -395,6 +395,15 @@ def _newest_first(run: Run) -> tuple:
     return (run.status.get("created") or "", run.run_id)
 
 
+def owned_count(root: Path, owner: str, states) -> int:
+    """Return how many readable runs in the folder `root` belong to the session `owner` and are in one of `states`."""
+    return sum(
+        1
+        for run in (cached_run(path) for path in root.iterdir() if is_run_folder(path))
+        if not run.damaged and run.state in states and run.status.get("owner") == owner
+    )
+
+
 def list_runs(root: Path | str | None = None) -> list[Run]:
     """Return a snapshot of every run, newest first (damaged runs included, with their reason)."""
     root = resolve_root(root)
