@@ -4,9 +4,10 @@ preset's accuracy on the procedural drawn-digit set beside its MNIST test accura
 1,000 procedural drawings (strokes rendered like the canvas: two or three ways of writing each digit, pens of 6 to
 38 px, slants, turns, proportions, a wobbly hand, sizes, positions; mnist_core/synthetic.py) are saved through the
 Draw page's own path; then, --repeats times, the saved set is read back from disk (PNG files and labels.csv) and
-one model scores all of it. Each preset in --presets is trained here with its defaults (or taken, trained, from
---reuse: a runs folder holding a finished run of it), then scored on the MNIST test set and on the procedural set;
-then the ensemble of all of them (their averaged probabilities) is scored the same way.
+one model scores all of it. Each preset in --presets (KEY, or KEY@SEED for another seed than 0) is trained here
+with its defaults (or taken, trained, from --reuse: a runs folder holding a finished run of it), then scored on
+the MNIST test set and on the procedural set; then the ensemble of all of them (their averaged probabilities) is
+scored the same way.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ TARGET_ENSEMBLE = 0.9975  # the ensemble of presets on the MNIST test set
 QUICK, ROBUST = "fast_cnn", "robust_cnn"
 
 
-def finished_run(key: str, reuse, root, epochs, train_subset):
-    """Return a finished run of preset `key`: the newest one in `reuse` when it has one, else one trained now."""
+def finished_run(preset: str, reuse, root, epochs, train_subset):
+    """Return a finished run of `preset` (KEY or KEY@SEED): the newest one in `reuse` when it has one, else one
+    trained now."""
     from mnist_core import control, runs
     from mnist_core.config import TrainConfig
 
+    key, _, seed = preset.partition("@")
+    seed = int(seed or 0)
     if reuse:
         done = [
             run
@@ -34,14 +38,15 @@ def finished_run(key: str, reuse, root, epochs, train_subset):
             and run.state == runs.FINISHED
             and run.config.drawings_repeat == 0  # trained on MNIST alone, all of it
             and run.config.train_subset is None
+            and run.config.seed == seed
             and run.config.epochs == (epochs or TrainConfig.for_architecture(key).epochs)
         ]
         if done:
-            print(f"{key}: reusing {done[0].run_id} ({len(done[0].epochs)} epochs) from {reuse}", flush=True)
+            print(f"{preset}: reusing {done[0].run_id} ({len(done[0].epochs)} epochs) from {reuse}", flush=True)
             (root / "runs").mkdir(parents=True, exist_ok=True)  # beside the others: the ensemble finds its members
             return runs.read_run(shutil.copytree(done[0].path, root / "runs" / done[0].run_id))
-    config = TrainConfig.for_architecture(key, epochs=epochs, train_subset=train_subset)
-    print(f"training {key}: {config.epochs} epoch(s) on {config.train_size:,} images", flush=True)
+    config = TrainConfig.for_architecture(key, epochs=epochs, train_subset=train_subset, seed=seed)
+    print(f"training {preset}: {config.epochs} epoch(s) on {config.train_size:,} images", flush=True)
     run = control.start_run(config, root / "runs")
     if control.wait_for(run, timeout=3600) != runs.FINISHED:
         raise RuntimeError(f"{key} did not finish: {runs.read_run(run.path).status}")
@@ -53,7 +58,7 @@ def main() -> None:
     parser = benchlib.parser(__doc__.split("\n\n")[0], repeats=2, epochs=1, train_subset=5000)
     parser.add_argument("--drawings", type=int, default=1000, help="procedural drawings saved (default 1,000)")
     parser.add_argument("--repeats", type=int, default=5, help="timed read-and-score passes (default 5)")
-    parser.add_argument("--presets", nargs="+", default=[QUICK, "strong_cnn", ROBUST], help="architectures")
+    parser.add_argument("--presets", nargs="+", default=[QUICK, "strong_cnn", ROBUST], help="KEY or KEY@SEED")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per preset (default: its own)")
     parser.add_argument("--train-subset", type=int, default=None, help="training images (default: all)")
     parser.add_argument("--reuse", default=None, help="a runs folder to take finished preset runs from")
@@ -70,7 +75,8 @@ def main() -> None:
             drawings.save_drawing(image, int(label), root=folder)
     print(f"saved {args.drawings:,} drawings in {fmt(saving.seconds, 1)} s", flush=True)
 
-    trained = [finished_run(key, args.reuse, root, args.epochs, args.train_subset) for key in args.presets]
+    trained = [finished_run(preset, args.reuse, root, args.epochs, args.train_subset) for preset in args.presets]
+    labels = dict(zip((run.run_id for run in trained), args.presets, strict=True))
     if len(trained) >= ensembles.MIN_MEMBERS:
         # The ensemble lives beside its members' copies, in this benchmark's own runs folder.
         members = [run.run_id for run in trained]
@@ -91,7 +97,7 @@ def main() -> None:
         totals = [read + score for read, score in zip(reads, scores, strict=True)]
         results.append(
             {
-                "preset": run.architecture or "ensemble",
+                "preset": labels.get(run.run_id, "ensemble"),
                 "run": run.run_id,
                 "epochs": len(run.epochs) or None,
                 "test_accuracy": test,
