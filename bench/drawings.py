@@ -49,7 +49,7 @@ def finished_run(preset: str, reuse, root, epochs, train_subset):
     print(f"training {preset}: {config.epochs} epoch(s) on {config.train_size:,} images", flush=True)
     run = control.start_run(config, root / "runs")
     if control.wait_for(run, timeout=3600) != runs.FINISHED:
-        raise RuntimeError(f"{key} did not finish: {runs.read_run(run.path).status}")
+        raise RuntimeError(f"{preset} did not finish: {runs.read_run(run.path).status}")
     return runs.read_run(run.path)
 
 

@@ -400,7 +400,7 @@ def owned_count(root: Path, owner: str, states) -> int:
     return sum(
         1
         for run in (cached_run(path) for path in root.iterdir() if is_run_folder(path))
-        if not run.damaged and run.state in states and run.status.get("owner") == owner
+        if run.state in states and run.status.get("owner") == owner  # a damaged run's state is DAMAGED
     )
 
 
