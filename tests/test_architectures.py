@@ -86,6 +86,13 @@ def test_extra_architectures_parameter_counts(models, key):
     assert models[key].count_params() == HAND_COUNTED_PARAMS[key]
 
 
+def test_fast_cnn_strides_its_first_convolution(models):
+    # 28x28 -> 14x14 by the first convolution's stride, then two max-pools: 7x7, 3x3 (floor), 64 maps flattened.
+    convolutions = [layer for layer in models["fast_cnn"].layers if layer.__class__.__name__ == "Conv2D"]
+    assert [layer.output.shape[1:] for layer in convolutions] == [(14, 14, 16), (14, 14, 32), (7, 7, 64)]
+    assert models["fast_cnn"].layers[-2].output.shape[1:] == (3 * 3 * 64,)
+
+
 @pytest.mark.parametrize("key", sorted(ARCHITECTURES))
 def test_model_maps_images_to_probabilities(models, key):
     model = models[key]
