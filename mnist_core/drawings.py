@@ -85,6 +85,14 @@ def _png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _read_bytes(path: Path) -> bytes | None:
+    """Return a file's bytes, None when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
 def _rows(root: Path) -> tuple[list[dict], list[str]]:
     """Return labels.csv's well-formed rows and a message for each row left out (under the lock or not)."""
     text = storage.read_text(root / LABELS)
@@ -149,7 +157,8 @@ def version(root: Path | str | None = None) -> tuple:
 
 def save_drawing(image: np.ndarray, label, raw: np.ndarray | None = None, root: Path | str | None = None) -> str:
     """Save a drawing (the (28, 28) input in [0, 1], and the raw RGBA canvas when given) as digit `label`;
-    return its file name. DrawingError for a label that is not 0-9 or a blank drawing."""
+    return its file name. DrawingError for a label that is not 0-9, a blank drawing, or the drawing saved last
+    saved again (a second click, or a second label for the same strokes)."""
     if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= int(label) < NUM_CLASSES:
         raise DrawingError(f"label {label!r}: choose the digit 0-9 you drew")
     image = np.asarray(image, np.float32)
@@ -159,14 +168,19 @@ def save_drawing(image: np.ndarray, label, raw: np.ndarray | None = None, root: 
         raise DrawingError("the canvas is blank: draw a digit, then save it")
     root = resolve(root)
     name = f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}.png"
-    grey = np.clip(np.rint(image * 255), 0, 255).astype(np.uint8)
+    png = _png(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8))
     try:
         with _locked(root):
-            storage.write_bytes_atomic(root / name, _png(grey))
+            rows, _ = _rows(root)
+            if rows and _read_bytes(root / rows[-1]["file"]) == png:
+                raise DrawingError(
+                    f"this drawing is already saved, as a {rows[-1]['label']}: draw the next one "
+                    "(a wrong label is mended by deleting the drawing on the Dataset page)"
+                )
+            storage.write_bytes_atomic(root / name, png)
             if raw is not None:
                 (root / RAW).mkdir(exist_ok=True)
                 storage.write_bytes_atomic(root / RAW / name, _png(np.asarray(raw, np.uint8)))
-            rows, _ = _rows(root)
             saved = datetime.now(UTC).isoformat(timespec="seconds")
             _write_rows(root, [*rows, {"file": name, "label": int(label), "saved": saved}])
     except OSError as error:

@@ -50,6 +50,7 @@ from mnist_core.labels import (
     percent,
     seconds,
 )
+from mnist_core.predict import Preprocessed
 from mnist_core.settings import (
     AUGMENTATIONS,
     LR_SCHEDULES,
@@ -842,8 +843,13 @@ def embedding_view(views: inside.Inspector, view: explore.DatasetView, image: np
     image_grid([digits[i] for i in closest], [f"#{i}: a {labels[i]}" for i in closest])
 
 
-def save_drawing_control(image: np.ndarray, raw: np.ndarray | None, key: str) -> None:
-    """Show "Save as": the ten digits, one click saves the drawing with that label into my drawings."""
+def save_drawing_control(prepared: Preprocessed, raw: np.ndarray | None, key: str) -> None:
+    """Show "Save as": the ten digits, one click saves the drawing with that label into my drawings; a drawing
+    that does not look like a digit (a stray dot, a dash) is not offered, so it cannot skew the set."""
+    if prepared.warning:
+        st.caption(":material/block: Only a drawing that looks like a digit can be saved to my drawings.")
+        return
+    image = prepared.image
 
     def save() -> None:
         label = st.session_state.get(f"{key}_label")

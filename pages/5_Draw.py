@@ -74,7 +74,7 @@ with result_column:
         verdict.metric("Confidence", ui.percent(float(probabilities[digit])))
         chart.plotly_chart(charts.probability_figure(probabilities), key="draw_probabilities")
     if prepared.source == "canvas":
-        ui.save_drawing_control(prepared.image, image, "draw_save")
+        ui.save_drawing_control(prepared, image, "draw_save")
     ui.link("inside", "See inside the model: layer by layer, where it looks", run.run_id)
     st.markdown("**What the model sees**")
     step_columns = st.columns(len(STEP_TITLES))

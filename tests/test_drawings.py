@@ -55,6 +55,19 @@ def test_bad_drawings_are_refused_in_one_line_and_nothing_is_written(tmp_path, l
     assert not (tmp_path / drawings.LABELS).exists() and not list(tmp_path.glob("*.png"))
 
 
+def test_the_drawing_saved_last_is_not_saved_again_under_any_label(tmp_path):
+    first = drawings.save_drawing(digit(1), 1, root=tmp_path)
+    for label in (7, 1):  # a second label for the same strokes, then the same click twice
+        with pytest.raises(drawings.DrawingError, match="already saved, as a 1") as caught:
+            drawings.save_drawing(digit(1), label, root=tmp_path)
+        assert "\n" not in str(caught.value)
+    loaded = drawings.load_drawings(tmp_path)
+    assert loaded.names == (first,) and loaded.labels.tolist() == [1]
+    assert sorted(path.name for path in tmp_path.glob("*.png")) == [first]
+    second = drawings.save_drawing(digit(2), 7, root=tmp_path)  # the next drawing saves as usual
+    assert drawings.load_drawings(tmp_path).names == (first, second)
+
+
 def test_a_damaged_row_or_image_leaves_that_drawing_out_and_keeps_the_rest(tmp_path):
     names = [drawings.save_drawing(digit(i), i, root=tmp_path) for i in range(4)]
     text = (tmp_path / drawings.LABELS).read_text().splitlines()

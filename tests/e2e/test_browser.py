@@ -477,6 +477,15 @@ def test_save_my_drawings_browse_them_delete_and_undo(page: Page, server, finish
         pills.locator("button").filter(has_text=re.compile(f"^{label}$")).click()
         expect(page.get_by_text(f"Saved as a {label}")).to_be_visible()
         wait_for_app(page)
+    # The 7 again, under another label: refused, as is a stray dot (not offered at all).
+    pills.locator("button").filter(has_text=re.compile("^4$")).click()
+    expect(page.get_by_text("This drawing is already saved, as a 7")).to_be_visible()
+    wait_for_app(page)
+    page.locator(".st-key-draw_clear button:visible").click()
+    wait_for_app(page)
+    draw(page, ready_canvas(page), [(140, 140), (143, 142)], steps=2)
+    expect(page.get_by_text("Only a drawing that looks like a digit can be saved")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Save this drawing as")).to_have_count(0)
     saved = drawings.load_drawings(folder)
     assert sorted(saved.labels.tolist()) == [1, 7] and saved.problems == ()
     assert all(image.max() > 200 for image in saved.images)  # the ink as the model saw it
