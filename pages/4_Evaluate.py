@@ -92,7 +92,7 @@ with table_column:
         column_config={name: st.column_config.NumberColumn(format="%.4f") for name in ("precision", "recall", "f1")},
     )
 
-st.subheader("Test digits of the chosen cell")
+st.subheader("Test digits of the chosen cell" if scored_on == "test" else "Your drawings of the chosen cell")
 true_column, predicted_column = st.columns(2)
 true_digit = true_column.selectbox("True digit", choices, key="evaluate_true")
 predicted_digit = predicted_column.selectbox("Predicted digit", choices, key="evaluate_predicted")

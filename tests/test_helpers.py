@@ -728,8 +728,10 @@ def test_gallery_of_a_cell_row_or_column_is_its_mistakes_most_confident_first():
     for (row_digit, column_digit), expected in cases.items():
         rows, text = gallery(result, row_digit, column_digit)
         assert rows == sorted(expected, key=lambda row: row["confidence"], reverse=True)
-        assert text == f"{len(expected):,} mistakes, most confident first"
+        assert text == f"{len(expected):,} {'mistake' if len(expected) == 1 else 'mistakes'}, most confident first"
     assert len(gallery(result, None, None)[0]) == 40
+    one = [mistakes[0]]
+    assert gallery({**result, "misclassified": one}, None, None) == (one, "1 mistake, most confident first")
 
 
 def test_gallery_of_a_diagonal_cell_is_the_least_confident_correct_digits():
