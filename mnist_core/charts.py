@@ -200,7 +200,7 @@ def digit_figure(image: np.ndarray, height: int = 420, title: str = "") -> go.Fi
 
 
 def class_counts_figure(counts: dict[str, list[int]], height: int = 320) -> go.Figure:
-    """Return grouped bars: images per digit for each split."""
+    """Return grouped bars: images per digit for each split (whole-number ticks for a handful of drawings)."""
     figure = go.Figure(
         [
             go.Bar(name=split, x=list(range(NUM_CLASSES)), y=values, marker_color=PALETTE[i])
@@ -210,6 +210,8 @@ def class_counts_figure(counts: dict[str, list[int]], height: int = 320) -> go.F
     figure.update_layout(
         barmode="group", xaxis={"dtick": 1, "title": "digit"}, yaxis_title="images", height=height, **LAYOUT
     )
+    if max((max(values, default=0) for values in counts.values()), default=0) <= 10:
+        figure.update_yaxes(dtick=1)  # plotly's own ticks would put 0.5 between counts of one and two
     return figure
 
 

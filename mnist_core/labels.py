@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 MISSING = "–"
 # One definition each, under one name on every page: the median epoch (validation included), finished epochs.
 SECONDS_PER_EPOCH = "seconds / epoch (median)"
@@ -28,6 +30,27 @@ def duration(seconds) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m {seconds % 60:02d}s"
     return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+
+
+def counted(count: int, noun: str) -> str:
+    """Return '1 epoch', '2 epochs', '1,200 epochs': the count and the noun, plural unless one."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def digit_with_article(digit: int) -> str:
+    """Return 'a 7' or 'an 8', as the digit is said aloud."""
+    return f"{'an' if digit == 8 else 'a'} {digit}"
+
+
+def moment(stamp: str) -> str:
+    """Return an ISO 8601 time as '2026-12-02 01:57 UTC'; the text itself when it is no such time."""
+    try:
+        when = datetime.fromisoformat(stamp)
+    except (TypeError, ValueError):
+        return str(stamp)
+    if when.tzinfo is None:
+        return when.strftime("%Y-%m-%d %H:%M")
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def short_name(run_id: str, architecture: str | None) -> str:

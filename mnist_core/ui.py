@@ -46,6 +46,7 @@ from mnist_core.data import DataError, load_mnist, to_model_input
 from mnist_core.labels import (
     EPOCHS_DONE,
     SECONDS_PER_EPOCH,
+    digit_with_article,
     duration,
     percent,
     seconds,
@@ -863,7 +864,8 @@ def save_drawing_control(prepared: Preprocessed, raw: np.ndarray | None, key: st
             return
         count = drawings.counts(my_drawings())[int(label)]
         st.toast(
-            f"Saved as a {label}: {count} of your {label}s now (Dataset page, my drawings).", icon=":material/save:"
+            f"Saved as {digit_with_article(int(label))}: {count} of your {label}s now (Dataset page, my drawings).",
+            icon=":material/save:",
         )
 
     st.pills(

@@ -3,7 +3,7 @@ the digits it got wrong; the leaderboard of every model on both."""
 
 import streamlit as st
 
-from mnist_core import charts, evaluate, runs, ui
+from mnist_core import charts, evaluate, labels, runs, ui
 from mnist_core.models import ModelFileError
 
 GALLERY_SIZE = 60
@@ -50,8 +50,8 @@ else:
                 else:
                     st.rerun()  # show the stored scores, without this "not scored yet" prompt above them
         st.stop()
-    trained = "imported" if run.state == runs.IMPORTED else f"after {result['epochs_done']} epochs"
-    what = f"Model {result['model']} ({trained}), evaluated {result['evaluated_at']}."
+    trained = "imported" if run.state == runs.IMPORTED else f"after {labels.counted(result['epochs_done'], 'epoch')}"
+    what = f"Model {result['model']} ({trained}), evaluated {labels.moment(result['evaluated_at'])}."
 
 columns = st.columns(4)
 columns[0].metric("Test accuracy" if scored_on == "test" else "Accuracy on my drawings", ui.percent(result["accuracy"]))

@@ -207,6 +207,16 @@ def test_duration_picks_seconds_minutes_or_hours_after_rounding(value, expected)
     assert labels.duration(value) == expected
 
 
+def test_counts_digits_and_times_read_as_words():
+    assert [labels.counted(n, "epoch") for n in (0, 1, 2, 1200)] == ["0 epochs", "1 epoch", "2 epochs", "1,200 epochs"]
+    assert [labels.digit_with_article(d) for d in range(10)] == [f"a {d}" for d in range(8)] + ["an 8", "a 9"]
+    # evaluation.json's stamp (milliseconds, UTC), another zone turned to UTC, a naive time as it is, and junk.
+    assert labels.moment("2026-12-02T01:57:22.800+00:00") == "2026-12-02 01:57 UTC"
+    assert labels.moment("2026-12-02T03:57:22+02:00") == "2026-12-02 01:57 UTC"
+    assert labels.moment("2026-12-02T01:57:22") == "2026-12-02 01:57"
+    assert labels.moment("yesterday") == "yesterday"
+
+
 @pytest.mark.parametrize(
     ("run_id", "architecture", "expected"),
     [
@@ -784,3 +794,11 @@ def test_a_given_name_replaces_the_short_name_in_legends_and_chips():
     rows = [{"epoch": 1, "val_accuracy": 0.9, "seconds": 1.0}]
     series = compare.run_series([dataclasses.replace(named, epochs=tuple(rows))])
     assert [item.name for item in series] == ["first try"]
+
+
+def test_class_counts_ticks_are_whole_numbers_for_a_handful_of_drawings():
+    few = charts.class_counts_figure({"my drawings": [0, 1, 2, 0, 0, 0, 0, 1, 0, 0]})
+    assert few.layout.yaxis.dtick == 1
+    assert [list(bar.y) for bar in few.data] == [[0, 1, 2, 0, 0, 0, 0, 1, 0, 0]]
+    many = charts.class_counts_figure({"train": [5400] * 10, "my drawings": [1] * 10})
+    assert many.layout.yaxis.dtick is None  # plotly's own ticks for thousands
