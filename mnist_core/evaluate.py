@@ -10,7 +10,7 @@ import numpy as np
 from mnist_core import runfiles, storage
 from mnist_core.control import now_iso, storage_error
 from mnist_core.data import load_mnist, to_model_input
-from mnist_core.labels import EPOCHS_DONE, percent
+from mnist_core.labels import EPOCHS_DONE, counted, percent
 from mnist_core.models import Predictor, run_predictor
 from mnist_core.runs import IMPORTED, Run
 from mnist_core.settings import EVALUATION_BATCH_SIZE, NUM_CLASSES
@@ -114,7 +114,7 @@ def gallery(result: dict, true: int | None, predicted: int | None) -> tuple[list
         shown = f" (the {len(rows)} least sure of)" if len(rows) < count else ""
         return rows, f"{count:,} {true}s classified correctly{shown}, least confident first"
     rows = filter_misclassified(result["misclassified"], true, predicted)
-    return rows, f"{len(rows):,} {'mistake' if len(rows) == 1 else 'mistakes'}, most confident first"
+    return rows, f"{counted(len(rows), 'mistake')}, most confident first"
 
 
 def filter_misclassified(rows: list[dict], true: int | None = None, predicted: int | None = None) -> list[dict]:
