@@ -49,7 +49,7 @@ def comparison_rows(selected: list[Run], published: list[str]) -> list[dict]:
         rows.append(
             {
                 "name": run.name,
-                "architecture": summary["architecture"] or "imported",
+                "architecture": run.architecture_label,
                 "parameters": run.parameters,
                 EPOCHS_DONE: summary["epochs_done"],
                 "best val accuracy": percent(summary["best_val_accuracy"]),

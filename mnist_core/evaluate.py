@@ -10,7 +10,7 @@ import numpy as np
 from mnist_core import runfiles, storage
 from mnist_core.control import now_iso, storage_error
 from mnist_core.data import load_mnist, to_model_input
-from mnist_core.labels import EPOCHS_DONE, counted, percent
+from mnist_core.labels import EPOCHS_DONE, MISSING, counted, percent
 from mnist_core.models import Predictor, run_predictor
 from mnist_core.runs import IMPORTED, Run
 from mnist_core.settings import EVALUATION_BATCH_SIZE, NUM_CLASSES
@@ -167,28 +167,30 @@ def score_images(run: Run, images: np.ndarray, labels: np.ndarray, which: str = 
 def leaderboard(candidates: list[Run], drawings_accuracy: dict[str, float] | None = None) -> list[dict]:
     """Return one row per run scored on the test set (its current model) or on my drawings, the best test
     accuracy first (then the best on my drawings): rank, name, architecture, parameters, test accuracy and loss,
-    accuracy on my drawings when given (run id -> accuracy), epochs done."""
+    accuracy on my drawings when given (run id -> accuracy) and how many of them a run was taught, epochs done."""
     mine = drawings_accuracy or {}
     scored = [(run, stored_evaluation(run), mine.get(run.run_id)) for run in candidates]
     shown = [item for item in scored if item[1] is not None or item[2] is not None]
     ranked = sorted(
         shown, key=lambda item: (-(item[1]["accuracy"] if item[1] else -1.0), -(item[2] if item[2] is not None else -1))
     )
+    # Said only when a run was taught your handwriting: it has seen most of these drawings, so its score is not fair.
+    any_taught = drawings_accuracy is not None and any(run.config and run.config.drawings_train for run, _, _ in ranked)
     rows = []
     for rank, (run, result, on_mine) in enumerate(ranked, start=1):
         row = {
             "rank": rank,
             "name": run.name,
-            "architecture": run.architecture or "imported",
+            "architecture": run.architecture_label,
             "parameters": run.parameters,
-            "test accuracy": percent(result["accuracy"]) if result else percent(None),
-            "test loss": round(result["loss"], 4) if result else None,
+            "test accuracy": percent(result["accuracy"]) if result else MISSING,
+            "test loss": f"{result['loss']:.4f}" if result else MISSING,
         }
         if drawings_accuracy is not None:
             row["my drawings accuracy"] = percent(on_mine)
-            # A run taught your handwriting has seen most of these drawings: said, so it is not read as a fair score.
+        if any_taught:
             taught = run.config.drawings_train if run.config else 0
             row["trained on my drawings"] = f"{taught} of them" if taught else ""
-        row[EPOCHS_DONE] = "imported" if run.state == IMPORTED else len(run.epochs)
+        row[EPOCHS_DONE] = MISSING if run.state == IMPORTED else len(run.epochs)
         rows.append(row)
     return rows

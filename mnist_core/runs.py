@@ -124,6 +124,14 @@ class Run:
         return (self.imported or {}).get("architecture")
 
     @property
+    def architecture_label(self) -> str:
+        """Return the architecture for a table: its registry key, 'ensemble of N' or 'imported'."""
+        if self.architecture:
+            return self.architecture
+        members = (self.imported or {}).get("members")
+        return f"ensemble of {len(members)}" if members else "imported"
+
+    @property
     def architecture_title(self) -> str:
         """Return the architecture in words: its registry title, 'Ensemble of N models' or 'Imported model'."""
         if self.architecture in ARCHITECTURES:

@@ -985,8 +985,12 @@ def ensemble_agreement(run: runs.Run, images: np.ndarray) -> None:
         return
     rows = _agreement(run.run_id, run.model_path("best").stat().st_mtime_ns, len(images), images)
     st.subheader("Agreement with each member")
+    named = any(row["name"] != row["run"] for row in rows)  # a run's name is its id until it is given one
     st.dataframe(
-        [{"member": row["name"], "run": row["run"], "agrees on": percent(row["agreement"])} for row in rows],
+        [
+            {"member": row["name"], **({"run": row["run"]} if named else {}), "agrees on": percent(row["agreement"])}
+            for row in rows
+        ],
         hide_index=True,
         width="stretch",
     )

@@ -23,7 +23,12 @@ scored_on = st.segmented_control(
 )
 if board := evaluate.leaderboard(with_model, ui.drawings_accuracies(with_model)):
     with st.expander(f"Leaderboard · {len(board)} model(s)", icon=":material/leaderboard:"):
-        st.dataframe(board, hide_index=True, width="stretch")
+        st.dataframe(
+            board,
+            hide_index=True,
+            width="stretch",
+            column_config={"parameters": st.column_config.NumberColumn(format="localized")},
+        )
 
 if scored_on == "mine":
     mine = ui.my_drawings()
@@ -50,7 +55,11 @@ else:
                 else:
                     st.rerun()  # show the stored scores, without this "not scored yet" prompt above them
         st.stop()
-    trained = "imported" if run.state == runs.IMPORTED else f"after {labels.counted(result['epochs_done'], 'epoch')}"
+    trained = (
+        run.architecture_title.lower()
+        if run.state == runs.IMPORTED
+        else f"after {labels.counted(result['epochs_done'], 'epoch')}"
+    )
     what = f"Model {result['model']} ({trained}), evaluated {labels.moment(result['evaluated_at'])}."
 
 columns = st.columns(4)

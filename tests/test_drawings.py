@@ -145,3 +145,6 @@ def test_the_evaluate_page_scores_a_model_on_my_drawings_and_ranks_it(runs_dir, 
     assert any(f"Scored on your {len(images)} drawings" in caption.value for caption in app.caption)
     board = app.dataframe[0].value
     assert list(board["my drawings accuracy"]) == [f"{100 * expected:.2f} %"]
+    # Not scored on the test set: its test scores read "–"; no run was taught drawings, so no column says so.
+    assert (list(board["test accuracy"]), list(board["test loss"])) == (["–"], ["–"])
+    assert "trained on my drawings" not in board.columns

@@ -43,7 +43,7 @@ def test_an_ensemble_predicts_the_mean_of_its_members_and_survives_their_deletio
     mean = np.mean([run_predictor(run).probabilities(everything) for run in members], axis=0)
     assert result["accuracy"] == pytest.approx(float((mean.argmax(axis=1) == mnist.y_test).mean()), abs=2e-4)
     board = evaluate.leaderboard(runs.list_runs())
-    assert [row["name"] for row in board] == ["both"]
+    assert [(row["name"], row["architecture"], row["epochs done"]) for row in board] == [("both", "ensemble of 2", "–")]
     # Every view inside works for the averaging graph too (no convolution at its top level: no Grad-CAM).
     views = inside.inspector(run_predictor(ensemble).model)
     outputs = views.layer_outputs(digits[0])
@@ -82,4 +82,7 @@ def test_the_compare_page_makes_an_ensemble_and_evaluate_shows_its_agreement(mem
     page.run()
     assert not page.exception, [e.value for e in page.exception]
     agreement = next(frame.value for frame in page.dataframe if "agrees on" in frame.value.columns)
-    assert list(agreement["run"]) == [run.run_id for run in members]
+    assert list(agreement["member"]) == [run.name for run in members]
+    # The members carry no name of their own (it is their id): the id is not repeated in a second column.
+    assert [run.name for run in members] == [run.run_id for run in members] and "run" not in agreement.columns
+    assert any("(ensemble of 2 models)" in caption.value for caption in page.caption)

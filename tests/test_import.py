@@ -300,7 +300,7 @@ def test_every_page_takes_an_imported_run_beside_one_trained_here(runs_dir, tmp_
     evaluate_page = page("pages/4_Evaluate.py", outside.run_id)
     board = evaluate_page.dataframe[0].value
     assert list(board["name"]) == ["from outside"] and list(board["rank"]) == [1]
-    assert any("(imported), evaluated" in c.value for c in evaluate_page.caption)
+    assert any("(imported model), evaluated" in c.value for c in evaluate_page.caption)
     draw = page("pages/5_Draw.py")
     draw.button(key="draw_sample_button").click().run()
     assert not draw.exception

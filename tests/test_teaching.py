@@ -118,6 +118,12 @@ def test_teaching_mixes_drawings_in_and_measures_before_and_after(trained_run, r
     for image in split.held_out_images:
         assert not np.any(np.all(np.abs(pixels - image / 255.0) < 1e-6, axis=(1, 2)))
 
+    # The leaderboard says this run was taught the drawings it is scored on (the column exists only then).
+    from mnist_core import evaluate
+
+    board = evaluate.leaderboard([done], {done.run_id: after_by_hand})
+    assert board[0]["trained on my drawings"] == f"{train} of them"
+
 
 def test_kill_mid_teaching_then_continue_keeps_the_drawings_and_the_before(trained_run, runs_dir, reaper):
     run = copy_run(trained_run, runs_dir)
