@@ -984,17 +984,31 @@ def ensemble_agreement(run: runs.Run, images: np.ndarray) -> None:
     if not (run.imported or {}).get("members"):
         return
     rows = _agreement(run.run_id, run.model_path("best").stat().st_mtime_ns, len(images), images)
+    # The agreements are cached; the names are read now, so a member renamed since shows its new name.
+    rows = [dict(row, name=_member_name(row["run"], row["name"])) for row in rows]
     st.subheader("Agreement with each member")
     named = any(row["name"] != row["run"] for row in rows)  # a run's name is its id until it is given one
     st.dataframe(
         [
-            {"member": row["name"], **({"run": row["run"]} if named else {}), "agrees on": percent(row["agreement"])}
+            {
+                "member": row["name"],
+                **({"run": row["run"] if row["name"] != row["run"] else ""} if named else {}),
+                "agrees on": percent(row["agreement"]),
+            }
             for row in rows
         ],
         hide_index=True,
         width="stretch",
     )
     st.caption(f"The share of these {len(images):,} digits on which the member predicts what the ensemble does.")
+
+
+def _member_name(run_id: str, known: str) -> str:
+    """Return the member run's name as it is now (`known` if the run is gone since)."""
+    try:
+        return runs.get_run(run_id).name
+    except runs.RunError:
+        return known
 
 
 @st.cache_data(show_spinner="Comparing the ensemble with its members…", max_entries=16)

@@ -86,3 +86,9 @@ def test_the_compare_page_makes_an_ensemble_and_evaluate_shows_its_agreement(mem
     # The members carry no name of their own (it is their id): the id is not repeated in a second column.
     assert [run.name for run in members] == [run.run_id for run in members] and "run" not in agreement.columns
     assert any("(ensemble of 2 models)" in caption.value for caption in page.caption)
+    # Once a member has a name, its id is shown beside it; the unnamed one's id is not said twice.
+    control.label_run(members[0].run_id, name="first")
+    page.run()
+    agreement = next(frame.value for frame in page.dataframe if "agrees on" in frame.value.columns)
+    assert list(agreement["member"]) == ["first", members[1].run_id]
+    assert list(agreement["run"]) == [members[0].run_id, ""]
