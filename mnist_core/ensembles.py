@@ -59,10 +59,9 @@ def make_ensemble(
 def agreement(ensemble: Run, images: np.ndarray, root: Path | str | None = None) -> list[dict]:
     """Return, for each member of an ensemble run, how often its prediction is the ensemble's on `images`
     (N, 28, 28) in [0, 1], and its own accuracy is left to Evaluate: member id, name, agreement 0-1."""
-    members = (ensemble.imported or {}).get("members") or []
     together = load_predictor(ensemble.model_path("best")).probabilities(images).argmax(axis=1)
     rows = []
-    for run_id in members:
+    for run_id in ensemble.members:
         try:
             member = get_run(run_id, root)
             alone = load_predictor(member.model_path("best")).probabilities(images).argmax(axis=1)

@@ -124,20 +124,23 @@ class Run:
         return (self.imported or {}).get("architecture")
 
     @property
+    def members(self) -> list[str]:
+        """Return the run ids an ensemble run averages; empty for any other run."""
+        return list((self.imported or {}).get("members") or [])
+
+    @property
     def architecture_label(self) -> str:
         """Return the architecture for a table: its registry key, 'ensemble of N' or 'imported'."""
         if self.architecture:
             return self.architecture
-        members = (self.imported or {}).get("members")
-        return f"ensemble of {len(members)}" if members else "imported"
+        return f"ensemble of {len(self.members)}" if self.members else "imported"
 
     @property
     def architecture_title(self) -> str:
         """Return the architecture in words: its registry title, 'Ensemble of N models' or 'Imported model'."""
         if self.architecture in ARCHITECTURES:
             return ARCHITECTURES[self.architecture].title
-        members = (self.imported or {}).get("members")
-        return f"Ensemble of {len(members)} models" if members else "Imported model"
+        return f"Ensemble of {len(self.members)} models" if self.members else "Imported model"
 
     @property
     def parameters(self) -> int | None:

@@ -981,7 +981,7 @@ def ensemble_control(chosen: list[runs.Run], key: str) -> None:
 
 def ensemble_agreement(run: runs.Run, images: np.ndarray) -> None:
     """Show, for an ensemble run, how often each member's prediction is the ensemble's on `images`."""
-    if not (run.imported or {}).get("members"):
+    if not run.members:
         return
     rows = _agreement(run.run_id, run.model_path("best").stat().st_mtime_ns, len(images), images)
     # The agreements are cached; the names are read now, so a member renamed since shows its new name.

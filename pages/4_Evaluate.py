@@ -22,7 +22,7 @@ scored_on = st.segmented_control(
     "Score on", list(SETS), format_func=SETS.get, default="test", required=True, key="evaluate_on"
 )
 if board := evaluate.leaderboard(with_model, ui.drawings_accuracies(with_model)):
-    with st.expander(f"Leaderboard · {len(board)} model(s)", icon=":material/leaderboard:"):
+    with st.expander(f"Leaderboard · {labels.counted(len(board), 'model')}", icon=":material/leaderboard:"):
         st.dataframe(
             board,
             hide_index=True,
