@@ -83,6 +83,9 @@ def cmd_train(args) -> int:
         learning_rate=args.learning_rate,
         seed=args.seed,
         train_subset=args.subset,
+        lr_schedule=args.lr_schedule,
+        augmentation=args.augmentation,
+        validation=args.validation,
     )
     run = control.start_run(config, args.runs_dir)
     print(
@@ -305,7 +308,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", choices=OPTIMIZERS)
     train.add_argument("--learning-rate", type=float)
     train.add_argument("--seed", type=int)
-    train.add_argument("--subset", type=int, help="train on the first N of the 54,000 images")
+    train.add_argument("--subset", type=int, help="train on the first N of the 54,000 (60,000 with --no-validation)")
+    train.add_argument("--lr-schedule", choices=LR_SCHEDULES)
+    train.add_argument("--augmentation", choices=AUGMENTATIONS)
+    train.add_argument(
+        "--no-validation",
+        dest="validation",
+        action="store_const",
+        const=False,
+        help="hold nothing out: train on all 60,000 images and keep the last epoch's model",
+    )
     train.add_argument("--detach", action="store_true", help="start it and return at once")
     train.set_defaults(func=cmd_train)
     sub.add_parser("runs", help="list runs").set_defaults(func=cmd_runs)

@@ -7,7 +7,14 @@ import re
 from dataclasses import dataclass
 
 from mnist_core.architectures import ARCHITECTURES, get_architecture
-from mnist_core.settings import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS, TRAIN_SPLIT_SIZE, VALIDATION_SPLIT_SIZE
+from mnist_core.settings import (
+    AUGMENTATIONS,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    TRAIN_IMAGES,
+    TRAIN_SPLIT_SIZE,
+    VALIDATION_SPLIT_SIZE,
+)
 
 MAX_DRAWINGS_REPEAT = 100  # more copies than this and a few drawings drown the 54,000 digits
 MAX_DRAWINGS_TRAIN = 100_000
@@ -33,6 +40,10 @@ class TrainConfig:
     label_smoothing: float = 0.0
     # Train on the first N images of the 54,000 (validation shrinks to N // 9): quick demos, tests.
     train_subset: int | None = None
+    # False: no holdout, train on all 60,000 (the 54,000, then the 6,000); best.keras is then the last epoch's
+    # model and the curves show training only. The final weights of such a run score higher on the test set
+    # than a held-out run's best epoch (BENCHMARKS.md section 3), at the cost of watching nothing held out.
+    validation: bool = True
     # Taught your handwriting (teaching.py): each of `drawings_train` saved drawings, snapshotted in the run folder
     # as handwriting-<drawings_snapshot>.npz, joins every epoch `drawings_repeat` times; 0, 0 and "" without.
     drawings_repeat: int = 0
@@ -67,12 +78,20 @@ class TrainConfig:
 
     @property
     def mnist_train_size(self) -> int:
-        """Return how many MNIST training images one epoch sees (the subset, else all 54,000)."""
-        return self.train_subset or TRAIN_SPLIT_SIZE
+        """Return how many MNIST training images one epoch sees (the subset, else all 54,000, or 60,000 without
+        validation)."""
+        return self.train_subset or self.mnist_available
+
+    @property
+    def mnist_available(self) -> int:
+        """Return how many MNIST training images there are to train on: 54,000, or all 60,000 without validation."""
+        return TRAIN_SPLIT_SIZE if self.validation else TRAIN_IMAGES
 
     @property
     def validation_size(self) -> int:
-        """Return how many validation images each epoch is scored on."""
+        """Return how many validation images each epoch is scored on (0 without validation)."""
+        if not self.validation:
+            return 0
         if self.train_subset is None:
             return VALIDATION_SPLIT_SIZE
         return max(1, min(VALIDATION_SPLIT_SIZE, self.train_subset // 9))
@@ -89,8 +108,10 @@ class TrainConfig:
                 f"architecture: unknown architecture {self.architecture!r} (choose one of {', '.join(ARCHITECTURES)})"
             )
         _check_int("epochs", self.epochs, low=1, high=10_000)
+        if not isinstance(self.validation, bool):
+            raise ConfigError(f"validation: must be true or false, got {self.validation!r}")
         if self.train_subset is not None:
-            _check_int("train_subset", self.train_subset, low=10, high=TRAIN_SPLIT_SIZE)
+            _check_int("train_subset", self.train_subset, low=10, high=self.mnist_available)
         _check_int("drawings_repeat", self.drawings_repeat, low=0, high=MAX_DRAWINGS_REPEAT)
         _check_int("drawings_train", self.drawings_train, low=0, high=MAX_DRAWINGS_TRAIN)
         if len({self.drawings_repeat == 0, self.drawings_train == 0, self.drawings_snapshot == ""}) > 1:

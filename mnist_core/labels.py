@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 MISSING = "–"
@@ -16,8 +17,9 @@ def seconds(value) -> str:
 
 
 def percent(value) -> str:
-    """Return a fraction as '98.76 %', or '–' when missing."""
-    return f"{100 * value:.2f} %" if isinstance(value, (int, float)) and not isinstance(value, bool) else MISSING
+    """Return a fraction as '98.76 %', or '–' when missing (None, NaN: an epoch of a run without validation)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return f"{100 * value:.2f} %" if number else MISSING
 
 
 def duration(seconds) -> str:

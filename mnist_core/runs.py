@@ -6,6 +6,7 @@ cannot be read is `damaged`, with a message naming the file; every other run sti
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -180,9 +181,10 @@ class Run:
     @property
     def best_val_accuracy(self) -> float | None:
         """Return the best validation accuracy of the epochs best.keras is chosen from (every epoch, or those since
-        it was taught your handwriting), None before the first one ends."""
+        it was taught your handwriting), None before the first one ends or for a run trained without validation."""
         since = (self.handwriting or {}).get("at_epoch", 0)
-        return max((row["val_accuracy"] for row in self.epochs[since:]), default=None)
+        scores = [row["val_accuracy"] for row in self.epochs[since:] if not math.isnan(row["val_accuracy"])]
+        return max(scores, default=None)
 
     @property
     def seconds_per_epoch(self) -> float | None:

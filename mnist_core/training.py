@@ -89,9 +89,13 @@ def prepare_data(
     config: TrainConfig, teaching: Teaching | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Return (x_train (N,28,28,1) float32, y_train, x_val, y_val) for `config`, subset applied, and the
-    `teaching` drawings config.drawings_repeat times each after the MNIST digits (fit shuffles them in)."""
+    `teaching` drawings config.drawings_repeat times each after the MNIST digits (fit shuffles them in); without
+    validation, the 6,000 follow the 54,000 in training and x_val, y_val hold no images."""
     parts = split(load_mnist())
-    x_train, y_train = parts.x_train[: config.mnist_train_size], parts.y_train[: config.mnist_train_size]
+    x_train, y_train = parts.x_train, parts.y_train
+    if not config.validation:
+        x_train, y_train = np.concatenate([x_train, parts.x_val]), np.concatenate([y_train, parts.y_val])
+    x_train, y_train = x_train[: config.mnist_train_size], y_train[: config.mnist_train_size]
     if config.drawings_repeat:
         repeat = config.drawings_repeat
         x_train = np.concatenate([x_train, np.repeat(teaching.train_images, repeat, axis=0)])
@@ -142,13 +146,15 @@ class RunRecorder(keras.callbacks.Callback):
         # best.keras is the best epoch since `best_since`: once taught your handwriting, a run's model is the
         # taught one even where its MNIST validation accuracy is a hair below an earlier epoch's.
         self.best = max((row["val_accuracy"] for row in rows[best_since:]), default=-1.0)
+        self.validation = config.validation  # without it, best.keras is each epoch's model: the last one is kept
         self.stop_file = path / runfiles.STOP
         self.steps = config.steps_per_epoch
         self.started = time.perf_counter() - previous_elapsed
         self.lock = threading.Lock()
         self.last_written = (0, 0)
         board = path / runfiles.TENSORBOARD
-        self.writers = {name: tf.summary.create_file_writer(str(board / name)) for name in ("train", "validation")}
+        logs = ("train", "validation") if config.validation else ("train",)
+        self.writers = {name: tf.summary.create_file_writer(str(board / name)) for name in logs}
 
     def elapsed(self) -> float:
         """Return the run's training seconds so far (continued across resumes)."""
@@ -213,14 +219,15 @@ class RunRecorder(keras.callbacks.Callback):
         checkpoints = self.path / runfiles.CHECKPOINTS
         checkpoints.mkdir(exist_ok=True)
         storage.save_model_atomic(self.model, checkpoints / runfiles.checkpoint_name(row["epoch"]))
-        if row["val_accuracy"] > self.best:
+        if not self.validation or row["val_accuracy"] > self.best:
             self.best = row["val_accuracy"]
             save_for_use(self.model, self.path / runfiles.BEST_MODEL)
         self.rows.append(row)
         storage.write_csv_atomic(self.path / runfiles.EPOCHS, self.rows, runfiles.EPOCH_COLUMNS)
         remove_checkpoints(self.path, lambda number: number != row["epoch"])
         self.write_tensorboard(epoch, row)
-        control.update_status(self.path, epochs_done=row["epoch"], best_val_accuracy=self.best)
+        best = self.best if self.validation else None
+        control.update_status(self.path, epochs_done=row["epoch"], best_val_accuracy=best)
 
     def write_tensorboard(self, epoch: int, row: dict) -> None:
         """Write the epoch's scalars under the tags Keras' TensorBoard callback uses."""
@@ -230,8 +237,9 @@ class RunRecorder(keras.callbacks.Callback):
                 "epoch_accuracy": row["accuracy"],
                 "epoch_learning_rate": row["learning_rate"],
             },
-            "validation": {"epoch_loss": row["val_loss"], "epoch_accuracy": row["val_accuracy"]},
         }
+        if self.validation:
+            scalars["validation"] = {"epoch_loss": row["val_loss"], "epoch_accuracy": row["val_accuracy"]}
         for name, values in scalars.items():
             with self.writers[name].as_default():
                 for tag, value in values.items():
@@ -418,7 +426,7 @@ def train_run(path: Path, on_epoch=None) -> str:
             **train_data,
             epochs=config.epochs,
             initial_epoch=start,
-            validation_data=(x_val, y_val),
+            validation_data=(x_val, y_val) if len(x_val) else None,
             validation_batch_size=EVALUATION_BATCH_SIZE,
             callbacks=callbacks,
             verbose=0,
