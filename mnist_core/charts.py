@@ -58,9 +58,14 @@ def _xs(rows: list[dict], x: str) -> list[float]:
     return [row.get(x) for row in rows]
 
 
+def _is_finite(value) -> bool:
+    """Return True for a number that is neither None nor NaN."""
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
 def percent_tick_format(values) -> str:
     """Return a tick format for accuracies spanning `values` with as many decimals as neighbouring ticks need."""
-    finite = [value for value in values if isinstance(value, (int, float)) and math.isfinite(value)]
+    finite = [value for value in values if _is_finite(value)]
     span = max(finite) - min(finite) if len(finite) > 1 else 1.0
     decimals = 0 if span >= 0.2 else 1 if span >= 0.02 else 2 if span >= 0.002 else 3
     return f".{decimals}%"
@@ -69,7 +74,7 @@ def percent_tick_format(values) -> str:
 def _accuracy_axis(figure: go.Figure, values, **where) -> None:
     """Format an accuracy axis readably at any range, with the 99 % line once the curves come near it."""
     figure.update_yaxes(tickformat=percent_tick_format(values), **where)
-    finite = [value for value in values if isinstance(value, (int, float)) and math.isfinite(value)]
+    finite = [value for value in values if _is_finite(value)]
     if finite and max(finite) >= TARGET_NEAR:
         figure.add_hline(
             y=TARGET_ACCURACY,
@@ -90,7 +95,9 @@ def curves_figure(
     for i, item in enumerate(series):
         color = item.color or PALETTE[i % len(PALETTE)]
         xs = _xs(item.rows, x)
-        for prefix, width in (("val_", 3), ("", 1.5)):
+        # A run trained without validation has no validation curve: its training curve is the one in the legend.
+        validated = any(_is_finite(row.get("val_" + metric)) for row in item.rows)
+        for prefix, width in (("val_", 3), ("", 1.5)) if validated else (("", 1.5),):
             ys = smooth([row.get(prefix + metric) for row in item.rows], smoothing)
             if not ys:
                 continue
@@ -100,9 +107,9 @@ def curves_figure(
                     x=xs,
                     y=ys,
                     mode="lines+markers" if len(ys) < 30 else "lines",
-                    name=item.name if prefix else f"{item.name} (training)",
+                    name=item.name if prefix else f"{item.name} (training{'' if validated else ' only'})",
                     legendgroup=item.name,
-                    showlegend=bool(prefix),
+                    showlegend=bool(prefix) or not validated,
                     line={
                         "color": color,
                         "width": width,

@@ -15,7 +15,7 @@ from mnist_core.architectures import ARCHITECTURES
 from mnist_core.config import ConfigError, TrainConfig
 from mnist_core.data import DataError, load_mnist, to_model_input
 from mnist_core.evaluate import evaluate_run
-from mnist_core.labels import percent
+from mnist_core.labels import MISSING, percent
 from mnist_core.models import ModelFileError
 from mnist_core.settings import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS
 
@@ -31,7 +31,7 @@ def progress_line(run: runs_mod.Run, width: int = 30) -> str:
         f"[{'#' * filled}{'.' * (width - filled)}]",
         f"epoch {progress.get('epoch', 0)}/{config.epochs}",
         f"batch {progress.get('batch', 0)}/{steps}",
-        f"loss {progress.get('loss', float('nan')):.4f}",
+        f"loss {progress['loss']:.4f}" if "loss" in progress else f"loss {MISSING}",
         f"acc {percent(progress.get('accuracy'))}",
         f"val_acc {percent(last.get('val_accuracy'))}",
     ]

@@ -499,6 +499,12 @@ def drawing_canvas(key: str, size: int, stroke_width: int = 18):
 
 # Short help where the words are new, shown as tooltips ("?" next to a heading, metric or widget).
 HELP = {
+    "no_validation": (
+        "Off: nothing is held out. The model trains on all 60,000 training images (the 6,000 validation ones "
+        "too) and the model kept is the last epoch's; the curves show training only, so judge it on the test "
+        "set. With the one-cycle schedule the last epochs are the best ones anyway, and in BENCHMARKS.md "
+        "(section 3) a run without validation scored higher on the test set than the same recipe's held-out one."
+    ),
     "validation_accuracy": (
         "The share of the 6,000 validation images (held out from training) the model gets right after each "
         "epoch. It tells how well the model does on digits it has not learned from; training accuracy only "
@@ -1079,6 +1085,7 @@ def config_caption(config) -> str:
         + (f" ({config.lr_schedule})" if config.lr_schedule != "constant" else "")
         + (f" · augmentation {config.augmentation}" if config.augmentation != "none" else "")
         + (f" · {config.mnist_train_size:,} training images" if config.train_subset else "")
+        + ("" if config.validation else " · no validation (all training images, last epoch's model)")
         + (f" · your drawings ×{config.drawings_repeat}" if config.drawings_repeat else "")
     )
 

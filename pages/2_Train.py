@@ -6,7 +6,7 @@ import streamlit as st
 from mnist_core import control, curves, reference, runs, ui
 from mnist_core.architectures import ARCHITECTURES, PRESETS, PUBLISHED_KEYS, get_architecture
 from mnist_core.config import ConfigError, TrainConfig
-from mnist_core.settings import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS, TRAIN_SPLIT_SIZE
+from mnist_core.settings import AUGMENTATIONS, LR_SCHEDULES, OPTIMIZERS, TRAIN_IMAGES, TRAIN_SPLIT_SIZE
 
 # How often each tab redraws a running run: thirty tabs must cost the server little, and the progress a tab
 # shows must stay within 3 s of the trainer's.
@@ -69,15 +69,20 @@ with settings:
         if augmentation != "none":
             ui.augmentation_preview(augmentation, f"train_preview_{key}")
         seed = st.number_input("Seed", 0, 2**31 - 1, 0, key=f"train_seed_{key}")
+        validation = st.toggle(
+            "Hold out 6,000 images for validation", True, key=f"train_validation_{key}", help=ui.HELP["no_validation"]
+        )
+        available = TRAIN_SPLIT_SIZE if validation else TRAIN_IMAGES
         subset = st.number_input(
             "Training images (fewer = a quick demo)",
             10,
-            TRAIN_SPLIT_SIZE,
-            TRAIN_SPLIT_SIZE,
+            available,
+            available,
             step=1000,
-            key=f"train_subset_{key}",
-            help="The first N of the 54,000 training images; validation uses N / 9. Batch-normalized models "
-            "(both presets) need a few hundred batches before their validation accuracy means much.",
+            key=f"train_subset_{key}" if validation else f"train_subset_{key}_all",
+            help=f"The first N of the {available:,} training images"
+            + ("; validation uses N / 9" if validation else "")
+            + ". Batch-normalized models (both presets) need a few hundred batches before they score well.",
         )
     try:
         config = TrainConfig.for_architecture(
@@ -89,7 +94,8 @@ with settings:
             seed=seed,
             lr_schedule=lr_schedule,
             augmentation=augmentation,
-            train_subset=None if subset == TRAIN_SPLIT_SIZE else subset,
+            train_subset=None if subset == available else subset,
+            validation=validation,
         )
     except ConfigError as error:
         config, problem = None, f"Cannot start: {error}"
@@ -136,9 +142,13 @@ def show_status(run_id: str, shown_state: str) -> None:
     left = runs.time_left(run)
     estimating = state == runs.RUNNING and left is None
     metric_columns[2].metric("Time left", "estimating…" if estimating else ui.duration(left))
-    metric_columns[3].metric(
-        "Best val accuracy", ui.percent(run.best_val_accuracy), help=ui.HELP["validation_accuracy"]
-    )
+    if config.validation:
+        metric_columns[3].metric(
+            "Best val accuracy", ui.percent(run.best_val_accuracy), help=ui.HELP["validation_accuracy"]
+        )
+    else:
+        last = run.epochs[-1]["accuracy"] if run.epochs else None
+        metric_columns[3].metric("Training accuracy", ui.percent(last), help=ui.HELP["no_validation"])
     if state in runs.ACTIVE_STATES:
         stop = st.button("Stop", icon=":material/stop:", key="train_stop")
         if stop and ui.act(control.request_stop, run.run_id, actor=ui.actor()):

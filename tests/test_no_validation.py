@@ -1,0 +1,122 @@
+"""Training without a validation holdout: all 60,000 images, the last epoch's model kept, training curves only,
+and every reader (CLI, tables, charts, Train page) saying so instead of showing 'nan'."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from conftest import fresh, log_of, run_cli, wait_state
+from streamlit.testing.v1 import AppTest
+from test_pages import ROOT, TIMEOUT, metric
+
+from mnist_core import charts, control, labels, runfiles, runs, ui
+from mnist_core.config import ConfigError, TrainConfig
+from mnist_core.data import split
+from mnist_core.training import prepare_data
+
+
+def test_sizes_without_validation():
+    config = TrainConfig(architecture="mlp", validation=False)
+    assert (config.train_size, config.validation_size) == (60_000, 0)
+    assert config.steps_per_epoch == math.ceil(60_000 / 64)
+    assert TrainConfig(architecture="mlp", validation=False, train_subset=60_000).train_size == 60_000
+    with pytest.raises(ConfigError, match="train_subset"):
+        TrainConfig(architecture="mlp", validation=False, train_subset=60_001).validated()
+    with pytest.raises(ConfigError, match="train_subset"):  # with a holdout, 54,000 are all there is
+        TrainConfig(architecture="mlp", train_subset=54_001).validated()
+    with pytest.raises(ConfigError, match="validation"):
+        TrainConfig(architecture="mlp", validation="no").validated()
+    # Configs written before the field existed read as held-out runs.
+    assert TrainConfig.from_dict({"architecture": "cnn"}).validation is True
+
+
+def test_the_data_is_all_60000_images_and_no_validation(mnist):
+    x_train, y_train, x_val, y_val = prepare_data(TrainConfig(architecture="mlp", validation=False))
+    assert x_train.shape == (60_000, 28, 28, 1) and len(x_val) == len(y_val) == 0
+    np.testing.assert_array_equal(np.bincount(y_train, minlength=10), np.bincount(mnist.y_train, minlength=10))
+    parts = split(mnist)
+    # The 54,000 in the walkthrough's order, then the 6,000 that are otherwise held out.
+    np.testing.assert_array_equal(y_train, np.concatenate([parts.y_train, parts.y_val]))
+    np.testing.assert_allclose(x_train[54_000:, ..., 0], parts.x_val / np.float32(255.0))
+    subset, labels_of_subset, _, _ = prepare_data(TrainConfig(architecture="mlp", validation=False, train_subset=900))
+    np.testing.assert_array_equal(labels_of_subset, parts.y_train[:900])
+    assert subset.shape == (900, 28, 28, 1)
+
+
+def assert_last_epoch_is_best(run: runs.Run) -> None:
+    """Assert best.keras holds the same weights as final.keras (the last epoch's model)."""
+    best = keras.saving.load_model(run.file(runfiles.BEST_MODEL), safe_mode=True)
+    final = keras.saving.load_model(run.file(runfiles.FINAL_MODEL), safe_mode=True)
+    for best_weights, final_weights in zip(best.get_weights(), final.get_weights(), strict=True):
+        np.testing.assert_array_equal(best_weights, final_weights)
+
+
+def test_cli_trains_without_validation_and_continues(runs_dir, reaper):
+    result = run_cli(
+        "train", "--arch", "mlp", "--epochs", "2", "--subset", "900", "--no-validation", runs_root=runs_dir
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run,) = runs.list_runs(runs_dir)
+    reaper.append(run)
+    assert run.state == runs.FINISHED, log_of(run)
+    assert run.config.validation is False and run.config.train_size == 900
+    assert [row["epoch"] for row in run.epochs] == [1, 2]
+    assert all(math.isnan(row["val_accuracy"]) and math.isnan(row["val_loss"]) for row in run.epochs)
+    assert all(0 < row["accuracy"] <= 1 and row["loss"] > 0 for row in run.epochs)
+    assert run.best_val_accuracy is None and run.summary()["best_val_accuracy"] is None
+    assert run.status["best_val_accuracy"] is None
+    assert "nan" not in result.stdout and "val_acc –" in result.stdout
+    assert_last_epoch_is_best(run)
+    assert {path.name for path in run.file(runfiles.TENSORBOARD).iterdir()} == {"train"}
+
+    table = run_cli("runs", runs_root=runs_dir)
+    line = next(line for line in table.stdout.splitlines() if line.startswith(run.run_id))
+    assert "nan" not in line and "2/2" in line and labels.MISSING in line
+
+    # Continued, it stays without validation and best.keras follows the new last epoch.
+    control.continue_run(run.run_id, 1, runs_dir)
+    assert wait_state(run) == runs.FINISHED, log_of(run)
+    run = fresh(run)
+    assert len(run.epochs) == 3 and math.isnan(run.epochs[-1]["val_accuracy"])
+    assert_last_epoch_is_best(run)
+    assert "no validation" in ui.config_caption(run.config)
+
+
+def test_a_curve_without_validation_is_its_training_curve_in_the_legend():
+    rows = [
+        {"epoch": e, "accuracy": a, "loss": 1 - a, "val_accuracy": math.nan, "val_loss": math.nan}
+        for e, a in ((1, 0.9), (2, 0.95))
+    ]
+    held = [{"epoch": 1, "accuracy": 0.8, "loss": 0.5, "val_accuracy": 0.82, "val_loss": 0.4}]
+    figure = charts.curves_figure([charts.Series("all 60k", rows), charts.Series("held out", held)])
+    assert [(trace.name, trace.showlegend) for trace in figure.data] == [
+        ("all 60k (training only)", True),
+        ("held out", True),
+        ("held out (training)", False),
+    ]
+    assert list(figure.data[0].y) == [0.9, 0.95]
+    assert labels.percent(math.nan) == labels.MISSING and labels.percent(float("inf")) == labels.MISSING
+
+
+def test_train_page_starts_a_run_without_validation(runs_dir, monkeypatch, reaper):
+    monkeypatch.setenv("MNIST_RUNS_DIR", str(runs_dir))
+    app = AppTest.from_file(str(ROOT / "pages/2_Train.py"), default_timeout=TIMEOUT).run()
+    app.selectbox(key="train_architecture").set_value("mlp").run()
+    app.number_input(key="train_epochs_mlp").set_value(1).run()
+    assert app.number_input(key="train_subset_mlp").max == 54_000
+    app.toggle(key="train_validation_mlp").set_value(False).run()
+    subset = app.number_input(key="train_subset_mlp_all")
+    assert subset.max == 60_000 and subset.value == 60_000
+    subset.set_value(700).run()
+    app.button(key="train_start").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    (run,) = runs.list_runs(runs_dir)
+    reaper.append(run)
+    assert run.config.validation is False and run.config.train_size == 700
+    assert control.wait_for(run, timeout=120) == runs.FINISHED, log_of(fresh(run))
+    app.run()
+    shown = metric(app, "Training accuracy")
+    assert shown == labels.percent(fresh(run).epochs[-1]["accuracy"]) and "nan" not in shown
