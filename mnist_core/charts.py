@@ -58,6 +58,11 @@ def _xs(rows: list[dict], x: str) -> list[float]:
     return [row.get(x) for row in rows]
 
 
+def has_validation(item: Series) -> bool:
+    """Return True when any epoch of the series has a validation accuracy (not a run trained without one)."""
+    return any(_is_finite(row.get("val_accuracy")) for row in item.rows)
+
+
 def _is_finite(value) -> bool:
     """Return True for a number that is neither None nor NaN."""
     return isinstance(value, (int, float)) and math.isfinite(value)
@@ -96,7 +101,7 @@ def curves_figure(
         color = item.color or PALETTE[i % len(PALETTE)]
         xs = _xs(item.rows, x)
         # A run trained without validation has no validation curve: its training curve is the one in the legend.
-        validated = any(_is_finite(row.get("val_" + metric)) for row in item.rows)
+        validated = has_validation(item)
         for prefix, width in (("val_", 3), ("", 1.5)) if validated else (("", 1.5),):
             ys = smooth([row.get(prefix + metric) for row in item.rows], smoothing)
             if not ys:
@@ -119,7 +124,10 @@ def curves_figure(
                 )
             )
     figure.update_layout(
-        title=chart_title(METRIC_TITLES.get(metric, metric), "solid: validation · dotted: training"),
+        title=chart_title(
+            METRIC_TITLES.get(metric, metric),
+            "solid: validation · dotted: training" if any(map(has_validation, series)) else "training (no validation)",
+        ),
         xaxis_title=X_TITLES[x],
         height=height,
         **{**LAYOUT, "margin": {**LAYOUT["margin"], "t": 84}},  # room for the subtitle too
@@ -142,12 +150,14 @@ def side_by_side_figure(series: list[Series], x: str = "epoch", smoothing: float
         for (row, col), key in zip(
             ((1, 1), (1, 2), (2, 1), (2, 2)), ("loss", "val_loss", "accuracy", "val_accuracy"), strict=True
         ):
+            if key.startswith("val_") and not has_validation(item):
+                continue  # trained without validation: its validation panels stay empty, named in the legend
             figure.add_trace(
                 go.Scatter(
                     x=xs,
                     y=smooth([r.get(key) for r in item.rows], smoothing),
                     mode="lines",
-                    name=item.name,
+                    name=item.name if has_validation(item) else f"{item.name} (no validation)",
                     legendgroup=item.name,
                     showlegend=(row, col) == (1, 1),
                     line={"color": color, "dash": "dash" if item.dashed else "solid"},

@@ -18,8 +18,15 @@ BEST_SHOWN = 3
 
 
 def best_run_ids(candidates: list[Run], count: int = BEST_SHOWN) -> list[str]:
-    """Return the ids of the `count` runs with the best validation accuracy, best first."""
-    ranked = sorted(candidates, key=lambda run: run.best_val_accuracy or 0.0, reverse=True)
+    """Return the ids of the `count` runs with the best validation accuracy (a run without validation: its test
+    accuracy, once evaluated), best first."""
+
+    def score(run: Run) -> float:
+        if run.best_val_accuracy is not None:
+            return run.best_val_accuracy
+        return (run.evaluation or {}).get("accuracy") or 0.0
+
+    ranked = sorted(candidates, key=score, reverse=True)
     return [run.run_id for run in ranked[:count]]
 
 

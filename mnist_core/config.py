@@ -118,10 +118,10 @@ class TrainConfig:
             raise ConfigError("drawings_repeat: set with drawings_train and drawings_snapshot (or none of them)")
         if self.drawings_snapshot and not SNAPSHOT_DIGEST.fullmatch(str(self.drawings_snapshot)):
             raise ConfigError(f"drawings_snapshot: 16 hex digits, got {self.drawings_snapshot!r}")
-        if self.drawings_repeat * self.drawings_train > TRAIN_SPLIT_SIZE:
+        if self.drawings_repeat * self.drawings_train > self.mnist_available:
             raise ConfigError(
                 f"drawings_repeat: {self.drawings_repeat} copies of {self.drawings_train:,} drawings is more images "
-                f"than MNIST's {TRAIN_SPLIT_SIZE:,}: repeat them fewer times"
+                f"than MNIST's {self.mnist_available:,}: repeat them fewer times"
             )
         _check_int("batch_size", self.batch_size, low=1, high=self.train_size)
         _check_int("seed", self.seed, low=0, high=2**31 - 1)

@@ -142,11 +142,20 @@ def best_model(candidates: list[Run]) -> tuple[Run, str] | None:
         return None
     scored = [(run, score(run)) for run in candidates]
     ranked = [(run, found) for run, found in scored if found is not None]
+    # A run trained without validation has epochs but no score until it is evaluated on the test set.
+    unscored = sum(1 for run, found in scored if found is None and run.epochs)
     if not ranked:
-        return candidates[0], f"{candidates[0].run_id}, the newest: no run has finished an epoch yet"
+        reason = (
+            "no run has a validation or test score yet (a run trained without validation gets one on Evaluate)"
+            if unscored
+            else "no run has finished an epoch yet"
+        )
+        return candidates[0], f"{candidates[0].run_id}, the newest: {reason}"
     best, (accuracy, basis) = max(ranked, key=lambda item: item[1][0])  # max keeps the first (newest) of a tie
     why = f"{best.run_id}, the best {basis} accuracy ({100 * accuracy:.2f} %)"
     evaluated = sum(found[1] == "test" for _, found in ranked)
+    if unscored:
+        why += f"; {unscored} run(s) trained without validation count once evaluated on the test set"
     if basis == "validation" and not evaluated:
         return best, f"{why}; no run has been evaluated on the test set yet (Evaluate page)"
     if evaluated < len(ranked):

@@ -374,6 +374,7 @@ class EpochHook(keras.callbacks.Callback):
         self.on_epoch, self.pruned = on_epoch, False
 
     def on_epoch_end(self, epoch, logs=None):
+        # Only sweeps prune, and their trials always hold out validation images: a missing score is a bug.
         if self.on_epoch(epoch + 1, float((logs or {})["val_accuracy"])):
             self.pruned = True
             self.model.stop_training = True

@@ -354,7 +354,8 @@ def download_controls(run: runs.Run, key: str) -> None:
         icon=":material/download:",
         key=f"{key}_download_model",
         on_click="ignore",
-        help="The best model by validation accuracy: keras.models.load_model(path) loads it anywhere.",
+        help="The best model by validation accuracy (the last epoch's for a run trained without validation): "
+        "keras.models.load_model(path) loads it anywhere.",
     )
     zip_column.download_button(
         "Run (.zip)",
@@ -1085,7 +1086,7 @@ def config_caption(config) -> str:
         + (f" ({config.lr_schedule})" if config.lr_schedule != "constant" else "")
         + (f" · augmentation {config.augmentation}" if config.augmentation != "none" else "")
         + (f" · {config.mnist_train_size:,} training images" if config.train_subset else "")
-        + ("" if config.validation else " · no validation (all training images, last epoch's model)")
+        + ("" if config.validation else " · no validation (nothing held out, last epoch's model)")
         + (f" · your drawings ×{config.drawings_repeat}" if config.drawings_repeat else "")
     )
 

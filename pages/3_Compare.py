@@ -14,7 +14,8 @@ chosen = pick_runs.multiselect(
     "Runs",
     list(by_id),
     default=compare.opening_run_ids(all_runs, st.query_params.get("run")),
-    help="Opens on the three runs with the best validation accuracy (and the run a link asked for).",
+    help="Opens on the three runs with the best validation accuracy (a run trained without validation counts "
+    "with its test accuracy once evaluated), and the run a link asked for.",
     format_func=lambda run_id: ui.short_run_label(by_id[run_id]),
     key="compare_runs",
     placeholder="Choose runs",

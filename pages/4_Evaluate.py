@@ -12,7 +12,9 @@ ui.page_setup("Evaluate")
 view = ui.dataset_or_stop()
 with_model = [run for run in runs.list_runs() if run.has_model]
 run = ui.pick_run(
-    ui.run_filter(with_model, "evaluate"), "evaluate_run", label="Run (its best model by validation accuracy)"
+    ui.run_filter(with_model, "evaluate"),
+    "evaluate_run",
+    label="Run (its best model by validation accuracy; without validation, its last)",
 )
 if run is None:
     ui.no_runs_yet("trained models")

@@ -11,8 +11,9 @@ import pytest
 from conftest import fresh, log_of, run_cli, wait_state
 from streamlit.testing.v1 import AppTest
 from test_pages import ROOT, TIMEOUT, metric
+from test_predict import fake_run
 
-from mnist_core import charts, control, labels, runfiles, runs, ui
+from mnist_core import charts, compare, control, evaluate, labels, runfiles, runs, ui
 from mnist_core.config import ConfigError, TrainConfig
 from mnist_core.data import split
 from mnist_core.training import prepare_data
@@ -72,9 +73,13 @@ def test_cli_trains_without_validation_and_continues(runs_dir, reaper):
     assert_last_epoch_is_best(run)
     assert {path.name for path in run.file(runfiles.TENSORBOARD).iterdir()} == {"train"}
 
+    # best.keras was written at each epoch's end, before training ended and final.keras was saved (had it been
+    # left to the end-of-training fallback, it would be the newer file).
+    assert run.file(runfiles.BEST_MODEL).stat().st_mtime_ns < run.file(runfiles.FINAL_MODEL).stat().st_mtime_ns
+
     table = run_cli("runs", runs_root=runs_dir)
     line = next(line for line in table.stdout.splitlines() if line.startswith(run.run_id))
-    assert "nan" not in line and "2/2" in line and labels.MISSING in line
+    assert line.split()[:5] == [run.run_id, "mlp", "finished", "2/2", labels.MISSING], line
 
     # Continued, it stays without validation and best.keras follows the new last epoch.
     control.continue_run(run.run_id, 1, runs_dir)
@@ -120,3 +125,26 @@ def test_train_page_starts_a_run_without_validation(runs_dir, monkeypatch, reape
     app.run()
     shown = metric(app, "Training accuracy")
     assert shown == labels.percent(fresh(run).epochs[-1]["accuracy"]) and "nan" not in shown
+
+
+def test_side_by_side_leaves_the_validation_panels_to_runs_that_have_them():
+    rows = [{"epoch": 1, "accuracy": 0.9, "loss": 0.3, "val_accuracy": math.nan, "val_loss": math.nan}]
+    held = [{"epoch": 1, "accuracy": 0.8, "loss": 0.5, "val_accuracy": 0.82, "val_loss": 0.4}]
+    figure = charts.side_by_side_figure([charts.Series("all 60k", rows), charts.Series("held out", held)])
+    assert [trace.name for trace in figure.data] == ["all 60k (no validation)"] * 2 + ["held out"] * 4
+    only = charts.curves_figure([charts.Series("all 60k", rows)])
+    assert only.layout.title.subtitle.text == "training (no validation)"
+
+
+def test_runs_without_validation_rank_by_their_test_accuracy_once_evaluated():
+    unevaluated, held = fake_run("3-robust", math.nan), fake_run("2-strong", 0.995)
+    run, why = evaluate.best_model([unevaluated, held])
+    assert run is held and "1 run(s) trained without validation count once evaluated" in why
+    run, why = evaluate.best_model([unevaluated])
+    assert run is unevaluated and "no run has a validation or test score yet" in why
+    assert "finished an epoch" in evaluate.best_model([fake_run("1-new", None)])[1]
+    evaluated = fake_run("3-robust", math.nan, test=0.9973)
+    assert evaluate.best_model([evaluated, held])[0] is evaluated
+    # Compare opens on it by its test accuracy, and leaves the unevaluated one last.
+    weaker = fake_run("1-cnn", 0.99)
+    assert compare.best_run_ids([weaker, unevaluated, evaluated, held]) == ["3-robust", "2-strong", "1-cnn"]

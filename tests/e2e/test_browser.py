@@ -625,7 +625,9 @@ def with_runs_check(page: Page, path: str, finished_runs) -> None:
     elif path == "/Compare":
         expect(page.locator(".st-key-compare_accuracy .js-plotly-plot")).to_be_visible()
     elif path == "/Evaluate":
-        expect(selectbox(page, "Run (its best model by validation accuracy)")).to_be_visible()
+        expect(
+            selectbox(page, "Run (its best model by validation accuracy; without validation, its last)")
+        ).to_be_visible()
     elif path == "/Draw":
         expect(page.locator("canvas.upper-canvas")).to_be_visible()
 
@@ -751,7 +753,9 @@ def test_import_a_model_through_the_file_chooser(page: Page, server, finished_ru
     shoot(page, "imported")
     page.get_by_role("link", name="Evaluate it").click()
     wait_for_app(page)
-    expect(selectbox(page, "Run (its best model by validation accuracy)")).to_have_value(re.compile("notebook MLP"))
+    expect(selectbox(page, "Run (its best model by validation accuracy; without validation, its last)")).to_have_value(
+        re.compile("notebook MLP")
+    )
     no_exception(page)
     control.delete_run(new_run.run_id, server.runs_dir)
 
@@ -790,7 +794,7 @@ def test_start_a_sweep_from_the_page_and_watch_it_fill_in(page: Page, server, fi
     shoot(page, "curves")
     page.get_by_role("link", name="Open on Evaluate").click()
     wait_for_app(page)
-    expect(selectbox(page, "Run (its best model by validation accuracy)")).to_have_value(
+    expect(selectbox(page, "Run (its best model by validation accuracy; without validation, its last)")).to_have_value(
         re.compile(f"browser #{best.number}")
     )
     no_exception(page)
