@@ -60,8 +60,8 @@ def assert_trained_once_each(run: runs.Run, epochs: int) -> None:
     config = run.config
     rows = list(run.epochs)
     assert [row["epoch"] for row in rows] == list(range(1, epochs + 1)), rows
-    val_losses = [row["val_loss"] for row in rows]
-    assert len(set(val_losses)) == len(val_losses), f"an epoch was recorded twice: {val_losses}"
+    losses = [row["val_loss" if config.validation else "loss"] for row in rows]
+    assert len(set(losses)) == len(losses), f"an epoch was recorded twice: {losses}"
     elapsed = [row["elapsed"] for row in rows]
     assert elapsed == sorted(elapsed)
     positions = [row["epoch_progress"] for row in storage.read_jsonl(run.file(runfiles.BATCHES))]
@@ -78,9 +78,9 @@ def assert_trained_once_each(run: runs.Run, epochs: int) -> None:
     assert temp_files(run.path) == []
 
 
-def start_resumable(runs_dir: Path, reaper: list) -> runs.Run:
-    """Return a started 4-epoch MLP run, registered for clean-up."""
-    run = control.start_run(TrainConfig.from_dict(RESUMABLE), runs_dir)
+def start_resumable(runs_dir: Path, reaper: list, **changes) -> runs.Run:
+    """Return a started 4-epoch MLP run (RESUMABLE with `changes`), registered for clean-up."""
+    run = control.start_run(TrainConfig.from_dict({**RESUMABLE, **changes}), runs_dir)
     reaper.append(run)
     return run
 
@@ -94,8 +94,9 @@ def kill_worker(run: runs.Run) -> None:
 # ----- kill -9 and resume ---------------------------------------------------------------------------------------
 
 
-def test_kill_mid_epoch_then_continue_trains_each_epoch_once(runs_dir, reaper):
-    run = start_resumable(runs_dir, reaper)
+@pytest.mark.parametrize("validation", [True, False], ids=["held-out", "no-validation"])
+def test_kill_mid_epoch_then_continue_trains_each_epoch_once(runs_dir, reaper, validation):
+    run = start_resumable(runs_dir, reaper, validation=validation)
     wait_until(lambda: fresh(run).progress.get("epoch", 0) >= 2 and fresh(run).progress["batch"] >= 40, poll=0.01)
     kill_worker(run)
     assert wait_state(run, (runs.FAILED,), timeout=10) == runs.FAILED
@@ -109,6 +110,13 @@ def test_kill_mid_epoch_then_continue_trains_each_epoch_once(runs_dir, reaper):
     assert resumed.config.epochs == 4 and resumed.status["continued_at_epoch"] == done
     assert wait_state(run) == runs.FINISHED, log_of(run)
     assert_trained_once_each(fresh(run), 4)
+    if not validation:  # best.keras is the resumed run's last epoch, as in a run never killed
+        import keras
+
+        best = keras.saving.load_model(run.file(runfiles.BEST_MODEL), safe_mode=True)
+        final = keras.saving.load_model(run.file(runfiles.FINAL_MODEL), safe_mode=True)
+        for best_weights, final_weights in zip(best.get_weights(), final.get_weights(), strict=True):
+            assert (best_weights == final_weights).all()
 
 
 def test_kill_mid_checkpoint_then_continue_trains_each_epoch_once(runs_dir, reaper):
