@@ -41,8 +41,8 @@ class TrainConfig:
     # Train on the first N images of the 54,000 (validation shrinks to N // 9): quick demos, tests.
     train_subset: int | None = None
     # False: no holdout, train on all 60,000 (the 54,000, then the 6,000); best.keras is then the last epoch's
-    # model and the curves show training only. The final weights of such a run score higher on the test set
-    # than a held-out run's best epoch (BENCHMARKS.md section 3), at the cost of watching nothing held out.
+    # model and the curves show training only. 10 % more images for the Best recipes, at the cost of watching
+    # nothing held out (BENCHMARKS.md section 3 has what it gained).
     validation: bool = True
     # Taught your handwriting (teaching.py): each of `drawings_train` saved drawings, snapshotted in the run folder
     # as handwriting-<drawings_snapshot>.npz, joins every epoch `drawings_repeat` times; 0, 0 and "" without.
