@@ -147,17 +147,18 @@ def side_by_side_figure(series: list[Series], x: str = "epoch", smoothing: float
     for i, item in enumerate(series):
         color = item.color or PALETTE[i % len(PALETTE)]
         xs = _xs(item.rows, x)
+        validated = has_validation(item)
         for (row, col), key in zip(
             ((1, 1), (1, 2), (2, 1), (2, 2)), ("loss", "val_loss", "accuracy", "val_accuracy"), strict=True
         ):
-            if key.startswith("val_") and not has_validation(item):
+            if key.startswith("val_") and not validated:
                 continue  # trained without validation: its validation panels stay empty, named in the legend
             figure.add_trace(
                 go.Scatter(
                     x=xs,
                     y=smooth([r.get(key) for r in item.rows], smoothing),
                     mode="lines",
-                    name=item.name if has_validation(item) else f"{item.name} (no validation)",
+                    name=item.name if validated else f"{item.name} (no validation)",
                     legendgroup=item.name,
                     showlegend=(row, col) == (1, 1),
                     line={"color": color, "dash": "dash" if item.dashed else "solid"},

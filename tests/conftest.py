@@ -80,6 +80,19 @@ def fresh(run: runs.Run) -> runs.Run:
     return runs.read_run(run.path)
 
 
+def assert_best_is_final(run: runs.Run) -> None:
+    """Assert the run's best.keras holds exactly the weights of its final.keras (its last epoch's model)."""
+    import keras
+    import numpy as np
+
+    from mnist_core import runfiles
+
+    best = keras.saving.load_model(run.file(runfiles.BEST_MODEL), safe_mode=True)
+    final = keras.saving.load_model(run.file(runfiles.FINAL_MODEL), safe_mode=True)
+    for best_weights, final_weights in zip(best.get_weights(), final.get_weights(), strict=True):
+        np.testing.assert_array_equal(best_weights, final_weights)
+
+
 def kill_processes(run: runs.Run) -> None:
     """SIGKILL the run's worker and supervisor if they are alive (only pids whose command line names the run)."""
     for pid in control.run_processes(run.path):

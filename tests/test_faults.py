@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import copy_run, fresh, kill_processes, log_of, run_cli, wait_state, wait_until
+from conftest import assert_best_is_final, copy_run, fresh, kill_processes, log_of, run_cli, wait_state, wait_until
 from streamlit.testing.v1 import AppTest
 
 from mnist_core import control, runfiles, runs, storage
@@ -111,12 +111,7 @@ def test_kill_mid_epoch_then_continue_trains_each_epoch_once(runs_dir, reaper, v
     assert wait_state(run) == runs.FINISHED, log_of(run)
     assert_trained_once_each(fresh(run), 4)
     if not validation:  # best.keras is the resumed run's last epoch, as in a run never killed
-        import keras
-
-        best = keras.saving.load_model(run.file(runfiles.BEST_MODEL), safe_mode=True)
-        final = keras.saving.load_model(run.file(runfiles.FINAL_MODEL), safe_mode=True)
-        for best_weights, final_weights in zip(best.get_weights(), final.get_weights(), strict=True):
-            assert (best_weights == final_weights).all()
+        assert_best_is_final(fresh(run))
 
 
 def test_kill_mid_checkpoint_then_continue_trains_each_epoch_once(runs_dir, reaper):

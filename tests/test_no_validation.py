@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import math
 
-import keras
 import numpy as np
 import pytest
-from conftest import fresh, log_of, run_cli, wait_state
+from conftest import assert_best_is_final, fresh, log_of, run_cli, wait_state
 from streamlit.testing.v1 import AppTest
 from test_pages import ROOT, TIMEOUT, metric
 from test_predict import fake_run
@@ -47,14 +46,6 @@ def test_the_data_is_all_60000_images_and_no_validation(mnist):
     assert subset.shape == (900, 28, 28, 1)
 
 
-def assert_last_epoch_is_best(run: runs.Run) -> None:
-    """Assert best.keras holds the same weights as final.keras (the last epoch's model)."""
-    best = keras.saving.load_model(run.file(runfiles.BEST_MODEL), safe_mode=True)
-    final = keras.saving.load_model(run.file(runfiles.FINAL_MODEL), safe_mode=True)
-    for best_weights, final_weights in zip(best.get_weights(), final.get_weights(), strict=True):
-        np.testing.assert_array_equal(best_weights, final_weights)
-
-
 def test_cli_trains_without_validation_and_continues(runs_dir, reaper):
     result = run_cli(
         "train", "--arch", "mlp", "--epochs", "2", "--subset", "900", "--no-validation", runs_root=runs_dir
@@ -70,7 +61,7 @@ def test_cli_trains_without_validation_and_continues(runs_dir, reaper):
     assert run.best_val_accuracy is None and run.summary()["best_val_accuracy"] is None
     assert run.status["best_val_accuracy"] is None
     assert "nan" not in result.stdout and "val_acc –" in result.stdout
-    assert_last_epoch_is_best(run)
+    assert_best_is_final(run)
     assert {path.name for path in run.file(runfiles.TENSORBOARD).iterdir()} == {"train"}
 
     # best.keras was written at each epoch's end, before training ended and final.keras was saved (had it been
@@ -86,7 +77,7 @@ def test_cli_trains_without_validation_and_continues(runs_dir, reaper):
     assert wait_state(run) == runs.FINISHED, log_of(run)
     run = fresh(run)
     assert len(run.epochs) == 3 and math.isnan(run.epochs[-1]["val_accuracy"])
-    assert_last_epoch_is_best(run)
+    assert_best_is_final(run)
     assert "no validation" in ui.config_caption(run.config)
 
 

@@ -11,7 +11,7 @@ import signal
 import keras
 import numpy as np
 import pytest
-from conftest import copy_run, fresh, log_of, wait_state, wait_until
+from conftest import assert_best_is_final, copy_run, fresh, log_of, wait_state, wait_until
 from streamlit.testing.v1 import AppTest
 
 from mnist_core import control, drawings, runfiles, runs, teaching
@@ -99,10 +99,7 @@ def test_teaching_mixes_drawings_in_and_measures_before_and_after(trained_run, r
     assert min(float(schedule(step)) for step in range(old_steps, old_steps + new_steps)) >= 0
     assert done.epochs[1]["learning_rate"] == pytest.approx(0.0, abs=1e-9)
     # best.keras is the taught model (the only epoch since teaching), whatever the untaught epoch scored.
-    best = keras.saving.load_model(done.file(runfiles.BEST_MODEL), safe_mode=True)
-    final = keras.saving.load_model(done.file(runfiles.FINAL_MODEL), safe_mode=True)
-    for best_weights, final_weights in zip(best.get_weights(), final.get_weights(), strict=True):
-        np.testing.assert_array_equal(best_weights, final_weights)
+    assert_best_is_final(done)
 
     # The training data holds each training drawing exactly 5 times, and no held-out drawing.
     from mnist_core.training import prepare_data
