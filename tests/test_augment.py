@@ -111,21 +111,37 @@ def test_augmented_batches_keep_their_labels(digits, mnist):
     x, y = digits[:50, ..., None], mnist.y_train[:50]
     batches = AugmentedDigits(x, y, batch_size=16, seed=0, kind="shift")
     assert len(batches) == 4
+    images, labels = batches.epoch(0)
+    assert images.shape == (50, 28, 28, 1) and labels.shape == (50,)
     padded = np.pad(digits[:50], ((0, 0), (2, 2), (2, 2)))
-    seen = 0
-    for index in range(len(batches)):
-        images, labels = batches[index]
-        for image, label in zip(images[..., 0], labels, strict=True):
-            sources = [
-                i
-                for i in range(50)
-                for dy in range(5)
-                for dx in range(5)
-                if np.array_equal(padded[i, dy : dy + 28, dx : dx + 28], image)
-            ]
-            assert sources and all(y[i] == label for i in sources)
-            seen += 1
-    assert seen == 50
+    sources = [
+        [
+            i
+            for i in range(50)
+            for dy in range(5)
+            for dx in range(5)
+            if np.array_equal(padded[i, dy : dy + 28, dx : dx + 28], image)
+        ]
+        for image in images[..., 0]
+    ]
+    assert all(found and all(y[i] == label for i in found) for found, label in zip(sources, labels, strict=True))
+    identified = [found[0] for found in sources if len(found) == 1]
+    assert len(identified) > 40 and len(set(identified)) == len(identified)  # each digit once in the epoch
+
+
+def test_the_stream_of_batches_is_each_epoch_made_directly(digits, mnist):
+    from mnist_core.training import AugmentedDigits
+
+    x, y = digits[:40, ..., None], mnist.y_train[:40]
+    batches = AugmentedDigits(x, y, batch_size=16, seed=3, kind="varied")
+    streamed = list(batches.dataset(first_epoch=1, end_epoch=3).as_numpy_iterator())
+    assert [len(labels) for _, labels in streamed] == [16, 16, 8, 16, 16, 8]  # epochs 1 and 2, last batch short
+    for number, part in ((1, streamed[:3]), (2, streamed[3:])):
+        images, labels = batches.epoch(number)  # made here, not on the helper thread
+        np.testing.assert_array_equal(np.concatenate([image for image, _ in part]), images)
+        np.testing.assert_array_equal(np.concatenate([label for _, label in part]), labels)
+    assert not np.array_equal(batches.epoch(1)[0], batches.epoch(2)[0])  # each epoch is augmented afresh
+    np.testing.assert_array_equal(np.sort(batches.epoch(2)[1]), np.sort(y))  # every digit once an epoch
 
 
 def test_a_run_trains_with_drawn_augmentation(runs_dir, reaper):

@@ -94,9 +94,11 @@ def kill_worker(run: runs.Run) -> None:
 # ----- kill -9 and resume ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("validation", [True, False], ids=["held-out", "no-validation"])
-def test_kill_mid_epoch_then_continue_trains_each_epoch_once(runs_dir, reaper, validation):
-    run = start_resumable(runs_dir, reaper, validation=validation)
+@pytest.mark.parametrize(
+    "changes", [{}, {"validation": False}, {"augmentation": "shift"}], ids=["held-out", "no-validation", "augmented"]
+)
+def test_kill_mid_epoch_then_continue_trains_each_epoch_once(runs_dir, reaper, changes):
+    run = start_resumable(runs_dir, reaper, **changes)
     wait_until(lambda: fresh(run).progress.get("epoch", 0) >= 2 and fresh(run).progress["batch"] >= 40, poll=0.01)
     kill_worker(run)
     assert wait_state(run, (runs.FAILED,), timeout=10) == runs.FAILED
@@ -110,7 +112,7 @@ def test_kill_mid_epoch_then_continue_trains_each_epoch_once(runs_dir, reaper, v
     assert resumed.config.epochs == 4 and resumed.status["continued_at_epoch"] == done
     assert wait_state(run) == runs.FINISHED, log_of(run)
     assert_trained_once_each(fresh(run), 4)
-    if not validation:  # best.keras is the resumed run's last epoch, as in a run never killed
+    if not run.config.validation:  # best.keras is the resumed run's last epoch, as in a run never killed
         assert_best_is_final(fresh(run))
 
 

@@ -163,8 +163,9 @@ def test_torn_jsonl_line_is_skipped(tmp_path):
 # ----- stop, kill ------------------------------------------------------------------------------------------------
 
 
-def test_stop_a_running_run(runs_dir, reaper):
-    run = control.start_run(TrainConfig.for_architecture(**LONG), runs_dir)
+@pytest.mark.parametrize("augmentation", ["none", "shift"])
+def test_stop_a_running_run(runs_dir, reaper, augmentation):
+    run = control.start_run(TrainConfig.for_architecture(**LONG, augmentation=augmentation), runs_dir)
     reaper.append(run)
     wait_until(lambda: run.file("progress.json").exists(), what=f"progress.json\n{log_of(run)}")
     assert fresh(run).state == runs.RUNNING
