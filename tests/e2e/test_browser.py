@@ -542,10 +542,15 @@ def test_teach_a_run_my_handwriting_and_see_before_and_after(page: Page, server,
     expect(page.get_by_text(re.compile(r"seen \d+ time\(s\) an epoch"))).to_be_visible()
     shoot(page, "before")
     page.get_by_role("button", name="Continue with my drawings").click()
-    # The copy was finished already: wait for the click to have queued it before waiting for it to finish.
+    # The copy was finished already: wait for the click to have queued it before waiting for it to finish. The
+    # config (the commit point) is written a moment before the status leaves "finished", so wait for the status.
     run = wait_until(
         page,
-        lambda: (found := runs.read_run(server.runs_dir / copy_id)).config.drawings_repeat and found,
+        lambda: (
+            (found := runs.read_run(server.runs_dir / copy_id)).status.get("continued_at_epoch") is not None
+            and found.config.drawings_repeat
+            and found
+        ),
         30,
         "the run to be queued with my drawings",
     )
