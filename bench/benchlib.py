@@ -102,6 +102,11 @@ def median(values) -> float | None:
     return statistics.median(values) if values else None
 
 
+def measured(values: list[float]) -> list[float]:
+    """Return the per-epoch values that count: all but the first (tracing) when there are two or more."""
+    return values[1:] if len(values) >= 2 else values
+
+
 def percentile(values, q: float) -> float | None:
     """Return the q-th percentile (0-100, linear interpolation) of the values, None when empty."""
     values = sorted(values)

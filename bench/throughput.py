@@ -17,15 +17,10 @@ import subprocess
 from statistics import geometric_mean
 
 import benchlib
-from benchlib import fmt, median
+from benchlib import fmt, measured, median
 
 ARCHITECTURES = ["mlp", "cnn", "deeper_cnn", "deeper_cnn_bn"]
 TARGET_RATIO = 1.0
-
-
-def measured(values: list[float]) -> list[float]:
-    """Return the per-epoch values that count: all but the first when there are two or more."""
-    return values[1:] if len(values) >= 2 else values
 
 
 def engine_epochs(arch: str, epochs: int, root) -> dict:
