@@ -4,6 +4,7 @@ coordinates, parameter importance) in the studio's style, and every trial's vali
 from __future__ import annotations
 
 import threading
+import warnings
 
 import plotly.graph_objects as go
 
@@ -107,7 +108,11 @@ def importance_figure(study, height: int = 320) -> go.Figure | None:
     complete = [trial for trial in study.get_trials(deepcopy=False) if trial.state.name == "COMPLETE"]
     if len(complete) < IMPORTANCE_AFTER or len({name for trial in complete for name in trial.params}) < 2:
         return None
-    figure = plot_param_importances(study, target_name=TARGET)
+    with warnings.catch_warnings():
+        # Trials that tie (a tiny sweep often does) make Optuna warn that every importance is equal: the chart
+        # already shows that, and the warning would land in the server log once a page draws it.
+        warnings.filterwarnings("ignore", message="Target and region quantiles", category=UserWarning)
+        figure = plot_param_importances(study, target_name=TARGET)
     return _styled(figure, "Parameter importance", "how much of the spread in val accuracy each one explains", height)
 
 

@@ -349,3 +349,20 @@ def test_a_worker_whose_trials_keep_failing_stops(runs_dir, tmp_path):
     study, _ = sweeps.load("broken")
     assert [trial.state.name for trial in study.trials] == ["FAIL"] * sweeps.FAILURES_IN_A_ROW
     assert all(run.state == runs.FAILED for run in sweep_runs(runs_dir, "broken"))
+
+
+def test_importance_of_tied_trials_draws_without_a_warning():
+    import warnings
+
+    import optuna
+
+    from mnist_core import sweep_charts
+
+    study = optuna.create_study(direction="maximize")
+    space = {"a": optuna.distributions.FloatDistribution(0, 1), "b": optuna.distributions.IntDistribution(1, 4)}
+    for _ in range(sweep_charts.IMPORTANCE_AFTER + 1):
+        study.tell(study.ask(space), 0.5)  # every trial ties: Optuna's importance warned (into the server log)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figure = sweep_charts.importance_figure(study)
+    assert figure is not None and len(figure.data[0].y) == 2  # both parameters shown
