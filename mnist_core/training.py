@@ -31,6 +31,10 @@ from mnist_core.teaching import Teaching, new_record, read_record, read_snapshot
 
 ONE_CYCLE_WARMUP = 0.1  # share of the cycle's steps spent warming the learning rate up
 ONE_CYCLE_START = 0.1  # warm-up starts at this fraction of the peak learning rate
+# Batch normalization's moving statistics keep momentum**steps of their start (mean 0, variance 1) after `steps`
+# batches. A momentum of at most 1 - 4 / steps-per-epoch leaves at most e**-4 (2 %) of it by the first validation;
+# Keras' 0.99 stays wherever an epoch has 400 batches or more (every preset on the full training set).
+BATCH_NORM_EPOCH_WINDOWS = 4.0
 
 
 class StopRequested(Exception):
@@ -84,6 +88,16 @@ def compile_model(model, config: TrainConfig, total_steps: int) -> None:
         loss = keras.losses.SparseCategoricalCrossentropy()
     optimizer = optimizers[config.optimizer](learning_rate=learning_rate(config, total_steps))
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+
+
+def settle_batch_norm(model, steps_per_epoch: int) -> None:
+    """Lower each BatchNormalization layer's momentum to at most 1 - 4 / `steps_per_epoch` (none below 0), so a
+    run of few batches validates with statistics of its own digits rather than of the layer's start."""
+    momentum = max(0.0, 1.0 - BATCH_NORM_EPOCH_WINDOWS / steps_per_epoch)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            # Read when fit first traces the layer, and saved in the model file with the rest of its config.
+            layer.momentum = min(layer.momentum, momentum)
 
 
 def prepare_data(
@@ -335,6 +349,7 @@ def restore(path: Path, config: TrainConfig, rows: list[dict]):
         start, model = len(rows), keras.saving.load_model(path / runfiles.FINAL_MODEL, safe_mode=True)
     else:
         model = build_model(config.architecture)
+        settle_batch_norm(model, steps)
         compile_model(model, config, config.epochs * steps)
         return model, 0
     if config.lr_schedule != "one_cycle":

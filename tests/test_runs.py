@@ -14,6 +14,7 @@ import pytest
 from conftest import TEMPLATE_CONFIG, copy_run, fresh, log_of, wait_state, wait_until
 
 from mnist_core import control, runfiles, runs, storage
+from mnist_core.architectures import ARCHITECTURES, build_model
 from mnist_core.config import TrainConfig
 from mnist_core.data import split, to_model_input
 from mnist_core.models import ModelFileError, load_predictor, run_predictor
@@ -99,6 +100,48 @@ def test_saved_models_load_and_score_the_recorded_validation(trained_run, mnist)
         assert loss == pytest.approx(float(rows[0]["val_loss"]), rel=1e-3)
     # One epoch of Adam on 2,000 images learns far beyond chance (10 %): labels and images line up.
     assert float(rows[0]["val_accuracy"]) > 0.3
+
+
+def test_a_batch_norm_run_of_few_batches_validates_as_well_as_it_trains(runs_dir, reaper, mnist):
+    # 2,000 images are 16 batches an epoch: with Keras' BatchNormalization momentum of 0.99 the moving statistics
+    # used for validation were still 85 % their start (mean 0, variance 1) after 16 batches, and such a run
+    # validated at 30 % while training at 90 %.
+    run = control.start_run(TrainConfig.for_architecture("fast_cnn", epochs=2, train_subset=2000), runs_dir)
+    reaper.append(run)
+    assert wait_state(run) == runs.FINISHED, log_of(run)
+    _, rows = read_epochs_csv(fresh(run))
+    last = {key: float(value) for key, value in rows[-1].items()}
+    assert last["accuracy"] > 0.8, last
+    assert last["val_accuracy"] >= last["accuracy"] - 0.1, last
+    # A second way to the same figure: the final model normalizing each validation batch by its own statistics
+    # (training mode, no moving averages) scores about what was recorded.
+    model = run_predictor(fresh(run), "final").model
+    parts = split(mnist)
+    x_val = to_model_input(parts.x_val[: run.config.validation_size])
+    y_val = parts.y_val[: run.config.validation_size].astype(int)
+    scores = np.concatenate([np.asarray(model(x_val[i : i + 500], training=True)) for i in range(0, len(x_val), 500)])
+    assert abs(float(np.mean(scores.argmax(axis=1) == y_val)) - last["val_accuracy"]) < 0.05, last
+
+
+@pytest.mark.parametrize("key", sorted(ARCHITECTURES))
+def test_batch_norm_momentum_is_keras_default_on_full_data_and_forgets_its_start_on_few_batches(key):
+    import keras
+
+    from mnist_core.training import settle_batch_norm
+
+    def momenta(config: TrainConfig) -> set[float]:
+        model = build_model(key)
+        settle_batch_norm(model, config.steps_per_epoch)
+        return {layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
+
+    preset = TrainConfig.for_architecture(key)
+    assert preset.steps_per_epoch >= 400  # so the presets' recipes and benchmark figures stay as they were
+    assert momenta(preset) <= {0.99}
+    few = momenta(TrainConfig.for_architecture(key, batch_size=128, train_subset=2000))  # 16 batches an epoch
+    assert few <= {1 - 4 / 16}
+    for momentum in few:
+        assert momentum**16 <= math.exp(-4)  # the start's share left after the first epoch
+    assert momenta(TrainConfig.for_architecture(key, batch_size=100, train_subset=100)) <= {0.0}  # one batch
 
 
 def test_tensorboard_event_files_hold_the_epoch(trained_run):
