@@ -123,25 +123,31 @@ def test_a_batch_norm_run_of_few_batches_validates_as_well_as_it_trains(runs_dir
     assert abs(float(np.mean(scores.argmax(axis=1) == y_val)) - last["val_accuracy"]) < 0.05, last
 
 
+BATCH_NORM_LAYERS = {"deeper_cnn_bn": 3, "fast_cnn": 3, "strong_cnn": 4, "robust_cnn": 4}
+
+
 @pytest.mark.parametrize("key", sorted(ARCHITECTURES))
 def test_batch_norm_momentum_is_keras_default_on_full_data_and_forgets_its_start_on_few_batches(key):
     import keras
 
     from mnist_core.training import settle_batch_norm
 
-    def momenta(config: TrainConfig) -> set[float]:
+    def momenta(config: TrainConfig) -> list[float]:
         model = build_model(key)
         settle_batch_norm(model, config.steps_per_epoch)
-        return {layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
+        return [layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
 
+    # BatchNormalization layers counted by hand from architectures.py, so a layer settle_batch_norm missed (or
+    # none found at all) fails the test rather than leaving it nothing to check.
+    count = BATCH_NORM_LAYERS.get(key, 0)
     preset = TrainConfig.for_architecture(key)
     assert preset.steps_per_epoch >= 400  # so the presets' recipes and benchmark figures stay as they were
-    assert momenta(preset) <= {0.99}
+    assert momenta(preset) == [0.99] * count
     few = momenta(TrainConfig.for_architecture(key, batch_size=128, train_subset=2000))  # 16 batches an epoch
-    assert few <= {1 - 4 / 16}
+    assert few == [1 - 4 / 16] * count
     for momentum in few:
         assert momentum**16 <= math.exp(-4)  # the start's share left after the first epoch
-    assert momenta(TrainConfig.for_architecture(key, batch_size=100, train_subset=100)) <= {0.0}  # one batch
+    assert momenta(TrainConfig.for_architecture(key, batch_size=100, train_subset=100)) == [0.0] * count  # one batch
 
 
 def test_tensorboard_event_files_hold_the_epoch(trained_run):
