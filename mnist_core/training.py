@@ -100,6 +100,51 @@ def settle_batch_norm(model, steps_per_epoch: int) -> None:
             layer.momentum = min(layer.momentum, momentum)
 
 
+def fuse_batch_norm(model) -> None:
+    """Make each BatchNormalization layer of `model` train with TensorFlow's fused kernel (predicting is unchanged).
+
+    Keras computes a batch's statistics and their gradients in a dozen small ops; the fused kernel is one op each
+    way, and the Quick network's training step takes 1.4x less time with it (BENCHMARKS.md section 2). Only the
+    instance's call is replaced: the layer stays Keras' own class, so checkpoints and model files are unchanged."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.call = FusedBatchNormCall(layer, layer.call)
+
+
+class FusedBatchNormCall:
+    """A BatchNormalization layer's call: in training, one fused op that also gives the batch's mean and variance
+    for Keras' moving averages; otherwise (or where the fused op does not apply) the layer's own call."""
+
+    def __init__(self, layer, keras_call):
+        self.layer, self.keras_call = layer, keras_call
+
+    def __call__(self, inputs, training=None, mask=None):
+        layer = self.layer
+        fusable = (
+            training
+            and layer.trainable
+            and mask is None
+            and len(inputs.shape) == 4
+            and layer.axis in (-1, 3)
+            and layer.center
+            and layer.scale
+            and not layer.renorm
+            and inputs.dtype == tf.float32
+        )
+        if not fusable:
+            return self.keras_call(inputs, training=training, mask=mask)
+        outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
+            inputs, layer.gamma, layer.beta, epsilon=layer.epsilon, is_training=True
+        )
+        # The kernel returns the unbiased variance; Keras averages the biased one (what it normalized by).
+        count = tf.cast(tf.size(inputs) // tf.shape(inputs)[-1], tf.float32)
+        variance = variance * (count - 1.0) / count
+        momentum = layer.momentum
+        layer.moving_mean.assign(layer.moving_mean * momentum + mean * (1.0 - momentum))
+        layer.moving_variance.assign(layer.moving_variance * momentum + variance * (1.0 - momentum))
+        return outputs
+
+
 def prepare_data(
     config: TrainConfig, teaching: Teaching | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -443,6 +488,7 @@ def train_run(path: Path, on_epoch=None) -> str:
     remove_temp_files(path)
     keras.utils.set_random_seed(config.seed)
     model, start = restore(path, config, list(run.epochs))
+    fuse_batch_norm(model)
     teaching, record = taught(path, config, read_record(path), model, start)
     x_train, y_train, x_val, y_val = prepare_data(config, teaching)
     rows = drop_past(path, start, list(run.epochs))

@@ -152,6 +152,54 @@ def test_batch_norm_momentum_is_keras_default_on_full_data_and_forgets_its_start
     assert momenta(TrainConfig.for_architecture(key, batch_size=100, train_subset=100)) == [0.0] * count  # one batch
 
 
+def test_fused_batch_norm_trains_as_keras_does_and_leaves_the_layer_keras_own():
+    import keras
+    import tensorflow as tf
+
+    from mnist_core.training import fuse_batch_norm
+
+    def model(shape):
+        keras.utils.set_random_seed(7)
+        return keras.Sequential(
+            [
+                keras.layers.Input(shape),
+                keras.layers.BatchNormalization(
+                    momentum=0.75, gamma_initializer="random_normal", beta_initializer="random_normal"
+                ),
+            ]
+        )
+
+    def train_step(net, x):
+        """Return (outputs, gradients of a loss to x, gamma and beta, moving mean, moving variance) of one step."""
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            outputs = net(x, training=True)
+            loss = tf.reduce_sum(outputs * tf.sin(outputs))
+        gradients = tape.gradient(loss, [x, *net.trainable_variables])
+        layer = net.layers[0]
+        return outputs, gradients, layer.moving_mean.numpy(), layer.moving_variance.numpy()
+
+    for shape in [(7, 7, 5), (12,)]:  # a convolution's maps (fused) and a dense layer's units (Keras' own call)
+        x = tf.random.normal((32, *shape), seed=1) * 3 + 1
+        keras_way, fused_way = model(shape), model(shape)
+        fuse_batch_norm(fused_way)
+        expected, got = train_step(keras_way, x), train_step(fused_way, x)
+        np.testing.assert_allclose(got[0], expected[0], atol=1e-5)
+        for fused_gradient, keras_gradient in zip(got[1], expected[1], strict=True):
+            np.testing.assert_allclose(fused_gradient, keras_gradient, rtol=1e-4, atol=1e-3)
+        # The moving statistics moved by a quarter of the way to the batch's (biased) mean and variance.
+        mean, variance = np.mean(x, axis=tuple(range(len(shape)))), np.var(x, axis=tuple(range(len(shape))))
+        np.testing.assert_allclose(got[2], 0.25 * mean, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(got[3], 0.75 + 0.25 * variance, rtol=1e-4)
+        np.testing.assert_allclose(got[3], expected[3], rtol=1e-5)
+        np.testing.assert_allclose(fused_way(x, training=False), keras_way(x, training=False), atol=1e-5)
+        # Still Keras' class: the model's file names keras.layers.BatchNormalization, so any Keras loads it.
+        assert type(fused_way.layers[0]) is keras.layers.BatchNormalization
+        assert keras.saving.serialize_keras_object(fused_way)["config"]["layers"][1]["class_name"] == (
+            "BatchNormalization"
+        )
+
+
 def test_tensorboard_event_files_hold_the_epoch(trained_run):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util.tensor_util import make_ndarray
