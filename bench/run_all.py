@@ -21,6 +21,7 @@ BENCHMARKS = [
     ("time_to_accuracy", "time_to_accuracy.py", []),
     ("time_to_accuracy_best", "time_to_accuracy.py", ["--preset", "best"]),
     ("augmented_epochs", "augmented_epochs.py", []),
+    ("batch_norm", "batch_norm.py", []),
     ("predict_latency", "predict_latency.py", []),
     ("cold_start", "cold_start.py", []),
     ("memory", "memory.py", []),

@@ -33,7 +33,7 @@ ONE_CYCLE_WARMUP = 0.1  # share of the cycle's steps spent warming the learning 
 ONE_CYCLE_START = 0.1  # warm-up starts at this fraction of the peak learning rate
 # Batch normalization's moving statistics keep momentum**steps of their start (mean 0, variance 1) after `steps`
 # batches. A momentum of at most 1 - 4 / steps-per-epoch leaves at most e**-4 (2 %) of it by the first validation;
-# Keras' 0.99 stays wherever an epoch has 400 batches or more (every preset on the full training set).
+# Keras' 0.99 stays wherever an epoch has 400 batches or more (the Best and Robust presets on the full training set).
 BATCH_NORM_EPOCH_WINDOWS = 4.0
 
 

@@ -143,8 +143,10 @@ def test_batch_norm_momentum_is_keras_default_on_full_data_and_forgets_its_start
     # none found at all) fails the test rather than leaving it nothing to check.
     count = BATCH_NORM_LAYERS.get(key, 0)
     preset = TrainConfig.for_architecture(key)
-    assert preset.steps_per_epoch >= 400  # so the presets' recipes and benchmark figures stay as they were
-    assert momenta(preset) == [0.99] * count
+    # Keras' 0.99 for an epoch of 400 batches or more (the Best and Robust presets); the Quick preset's 211 batches
+    # of 256 get 1 - 4 / 211, what its recipe was chosen with (BENCHMARKS.md section 2).
+    expected = 0.99 if preset.steps_per_epoch >= 400 else 1 - 4 / preset.steps_per_epoch
+    assert momenta(preset) == pytest.approx([expected] * count)
     few = momenta(TrainConfig.for_architecture(key, batch_size=128, train_subset=2000))  # 16 batches an epoch
     assert few == [1 - 4 / 16] * count
     for momentum in few:
