@@ -110,7 +110,8 @@ def test_a_batch_norm_run_of_few_batches_validates_as_well_as_it_trains(runs_dir
     # 2,000 images are 16 batches an epoch: with Keras' BatchNormalization momentum of 0.99 the moving statistics
     # used for validation were still 85 % their start (mean 0, variance 1) after 16 batches, and such a run
     # validated at 30 % while training at 90 %.
-    run = control.start_run(TrainConfig.for_architecture("fast_cnn", epochs=2, train_subset=2000), runs_dir)
+    config = TrainConfig.for_architecture("fast_cnn", epochs=2, batch_size=128, learning_rate=4e-3, train_subset=2000)
+    run = control.start_run(config, runs_dir)
     reaper.append(run)
     assert wait_state(run) == runs.FINISHED, log_of(run)
     _, rows = read_epochs_csv(fresh(run))
