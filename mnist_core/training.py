@@ -104,8 +104,9 @@ def fuse_batch_norm(model) -> None:
     """Make each BatchNormalization layer of `model` train with TensorFlow's fused kernel (predicting is unchanged).
 
     Keras computes a batch's statistics and their gradients in a dozen small ops; the fused kernel is one op each
-    way, and the Quick network's training step takes 1.4x less time with it (BENCHMARKS.md section 2). Only the
-    instance's call is replaced: the layer stays Keras' own class, so checkpoints and model files are unchanged."""
+    way, and an epoch takes 1.42x less time for the Quick network, 1.99x for the Best one (BENCHMARKS.md section
+    13). Only the instance's call is replaced: the layer stays Keras' own class, so checkpoints and model files are
+    unchanged."""
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.call = FusedBatchNormCall(layer, layer.call)
