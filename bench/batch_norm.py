@@ -25,9 +25,9 @@ TARGET_RATIO = 1.2  # the fused kernel at least 1.2x faster an epoch, or it is n
 
 def epoch_seconds(side: str, arch: str, x, y) -> float:
     """Return the seconds of the second of two one-epoch fits of a fresh `arch` model, batch norm the `side`'s way."""
-    config = TrainConfig.for_architecture(arch, epochs=2)
+    config = TrainConfig.for_architecture(arch, epochs=2, train_subset=len(x))
     model = build_model(arch)
-    compile_model(model, config, total_steps=2 * -(-len(x) // config.batch_size))
+    compile_model(model, config, total_steps=config.epochs * config.steps_per_epoch)
     if side == "fused":
         fuse_batch_norm(model)
     model.fit(x, y, batch_size=config.batch_size, epochs=1, verbose=0)
