@@ -391,6 +391,9 @@ class Watcher(threading.Thread):
         super().__init__(daemon=True, name="sweep-watcher")
         self.study, self.current, self.done = study, None, threading.Event()
         self.lock = threading.Lock()  # held while it writes a STOP file: release() then knows none comes later
+        # Held while stale trials are failed and queued again (two writes): the worker's loop reads the trials under
+        # it too, so it never sees a dead trial failed but its retry not queued yet and starts a new trial instead.
+        self.failing = threading.Lock()
 
     def release(self) -> None:
         """Stop watching the trial under way, and take back a STOP its end made pointless."""
@@ -406,7 +409,8 @@ class Watcher(threading.Thread):
                     with self.lock:
                         if self.current is not None:
                             (self.current / runfiles.STOP).write_text(control.now_iso())
-                _optuna().storages.fail_stale_trials(self.study)
+                with self.failing:
+                    _optuna().storages.fail_stale_trials(self.study)
             except Exception:  # noqa: BLE001 - a storage hiccup: look again next time
                 continue
 
@@ -567,9 +571,10 @@ def work(
     states = optuna.trial.TrialState
     try:
         while not stop_requested(study):
-            optuna.storages.fail_stale_trials(study)
+            with watcher.failing:
+                optuna.storages.fail_stale_trials(study)
+                trials = study.get_trials(deepcopy=False)
             planned = stored_config(study).planned_trials()
-            trials = study.get_trials(deepcopy=False)
             counted = sum(trial.state in (states.COMPLETE, states.PRUNED) for trial in trials)
             running = sum(trial.state == states.RUNNING for trial in trials)
             waiting = sum(trial.state == states.WAITING for trial in trials)
