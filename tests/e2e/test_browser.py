@@ -19,7 +19,7 @@ from mnist_core import control, runs
 from mnist_core.config import TrainConfig
 from mnist_core.labels import short_name
 
-from .streamlit_browser import no_exception, open_page, plotly_traces, selectbox, wait_for_app, wait_until
+from .streamlit_browser import APP_TIMEOUT, no_exception, open_page, plotly_traces, selectbox, wait_for_app, wait_until
 
 TRAINING_TIMEOUT = 300.0  # seconds for the API runs (they may queue behind the Train page's run)
 PAGES = ["/", "/Dataset", "/Train", "/Compare", "/Evaluate", "/Draw"]
@@ -779,7 +779,9 @@ def test_start_a_sweep_from_the_page_and_watch_it_fill_in(page: Page, server, fi
     set_number(page, "sweep_new_subset", 600)
     page.locator(".st-key-sweep_start button").click()
     wait_for_app(page)
-    expect(page.get_by_text("browser · mlp")).to_be_visible()
+    # Starting imports Optuna and makes the SQLite schema in the server: seconds on a busy machine (CI once took
+    # longer than the default 5 s), so wait as long as any page run may take.
+    expect(page.get_by_text("browser · mlp")).to_be_visible(timeout=APP_TIMEOUT)
     table = page.locator('[data-testid="stDataFrame"]').first
     expect(table).to_contain_text("complete", timeout=120_000)  # live: the first trial lands without a reload
     expect(page.get_by_text("4 of 4 trials done · finished")).to_be_visible(timeout=300_000)
