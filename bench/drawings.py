@@ -58,7 +58,7 @@ def main() -> None:
     parser = benchlib.parser(__doc__.split("\n\n")[0], repeats=2, epochs=1, train_subset=5000)
     parser.add_argument("--drawings", type=int, default=1000, help="procedural drawings saved (default 1,000)")
     parser.add_argument("--repeats", type=int, default=5, help="timed read-and-score passes (default 5)")
-    parser.add_argument("--presets", nargs="+", default=[QUICK, "strong_cnn", ROBUST], help="KEY or KEY@SEED")
+    parser.add_argument("--presets", nargs="+", default=[QUICK, "best_cnn", ROBUST], help="KEY or KEY@SEED")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per preset (default: its own)")
     parser.add_argument("--train-subset", type=int, default=None, help="training images (default: all)")
     parser.add_argument("--reuse", default=None, help="a runs folder to take finished preset runs from")

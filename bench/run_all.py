@@ -27,7 +27,7 @@ BENCHMARKS = [
     ("memory", "memory.py", []),
     ("sweep", "sweep.py", []),
     ("inside", "inside.py", []),
-    ("drawings", "drawings.py", ["--presets", "fast_cnn", "strong_cnn"]),
+    ("drawings", "drawings.py", ["--presets", "fast_cnn", "best_cnn"]),
 ]
 
 

@@ -7,7 +7,8 @@ model scored on the 10,000 test images, vs deeper_cnn_bn trained in this process
 until it reaches 99.0 %.
 Only training time counts on both sides (test scoring is left out).
 
---preset best: the "strong_cnn" preset alone, against its promise of 99.70 % within 15 minutes.
+--preset best: the "best_cnn" preset alone (all 60,000 digits, no validation: its last model is scored),
+against the promise of 99.70 % within 15 minutes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 import benchlib
 from benchlib import fmt
 
-PRESETS = {"fast": ("fast_cnn", 0.990), "best": ("strong_cnn", 0.997)}
+PRESETS = {"fast": ("fast_cnn", 0.990), "best": ("best_cnn", 0.997)}
 BEST_TIME_LIMIT_S = 15 * 60
 QUICK_TIME_LIMIT_S = 15.0  # the Quick preset's training time to 99.0 %
 QUICK_SPEEDUP = 25.0  # ... and how many times faster than the walkthrough's BatchNorm recipe gets there

@@ -85,6 +85,7 @@ def cmd_train(args) -> int:
         train_subset=args.subset,
         lr_schedule=args.lr_schedule,
         augmentation=args.augmentation,
+        label_smoothing=args.label_smoothing,
         validation=args.validation,
     )
     run = control.start_run(config, args.runs_dir)
@@ -311,12 +312,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--subset", type=int, help="train on the first N of the 54,000 (60,000 with --no-validation)")
     train.add_argument("--lr-schedule", choices=LR_SCHEDULES)
     train.add_argument("--augmentation", choices=AUGMENTATIONS)
-    train.add_argument(
+    train.add_argument("--label-smoothing", type=float, help="0 to below 1 (best_cnn: 0.1)")
+    holdout = train.add_mutually_exclusive_group()
+    holdout.add_argument(
         "--no-validation",
         dest="validation",
         action="store_const",
         const=False,
-        help="hold nothing out: train on all 60,000 images and keep the last epoch's model",
+        help="hold nothing out: train on all 60,000 images and keep the last epoch's model (best_cnn's default)",
+    )
+    holdout.add_argument(
+        "--validation", dest="validation", action="store_const", const=True, help="hold out the 6,000 (the default)"
     )
     train.add_argument("--detach", action="store_true", help="start it and return at once")
     train.set_defaults(func=cmd_train)

@@ -506,6 +506,11 @@ HELP = {
         "set. With the one-cycle schedule the last epochs are the best ones anyway, and in BENCHMARKS.md "
         "(section 3) a run without validation scored higher on the test set than the same recipe's held-out one."
     ),
+    "label_smoothing": (
+        "0: each training digit's target is its label alone. 0.1: the label gets 0.91 and every other digit 0.01, "
+        "so the model is never pushed to be fully sure; in BENCHMARKS.md (section 3) it lifted the Best preset's "
+        "test accuracy above 99.70 %. The loss it shows is higher for it (its floor is no longer 0)."
+    ),
     "validation_accuracy": (
         "The share of the 6,000 validation images (held out from training) the model gets right after each "
         "epoch. It tells how well the model does on digits it has not learned from; training accuracy only "
@@ -1080,11 +1085,12 @@ def my_drawings_view(key: str) -> None:
 
 
 def config_caption(config) -> str:
-    """Return a run's settings in one line: epochs, batch, optimizer and rate, schedule, augmentation, subset."""
+    """Return a run's settings in one line: epochs, batch, optimizer, rate, schedule, augmentation, smoothing..."""
     return (
         f"{config.epochs} epochs · batch {config.batch_size} · {config.optimizer} lr {config.learning_rate:g}"
         + (f" ({config.lr_schedule})" if config.lr_schedule != "constant" else "")
         + (f" · augmentation {config.augmentation}" if config.augmentation != "none" else "")
+        + (f" · label smoothing {config.label_smoothing:g}" if config.label_smoothing else "")
         + (f" · {config.mnist_train_size:,} training images" if config.train_subset else "")
         + ("" if config.validation else " · no validation (nothing held out, last epoch's model)")
         + (f" · your drawings ×{config.drawings_repeat}" if config.drawings_repeat else "")

@@ -68,9 +68,21 @@ with settings:
         )
         if augmentation != "none":
             ui.augmentation_preview(augmentation, f"train_preview_{key}")
+        label_smoothing = st.number_input(
+            "Label smoothing",
+            0.0,
+            0.5,
+            defaults.get("label_smoothing", 0.0),
+            step=0.05,
+            key=f"train_label_smoothing_{key}",
+            help=ui.HELP["label_smoothing"],
+        )
         seed = st.number_input("Seed", 0, 2**31 - 1, 0, key=f"train_seed_{key}")
         validation = st.toggle(
-            "Hold out 6,000 images for validation", True, key=f"train_validation_{key}", help=ui.HELP["no_validation"]
+            "Hold out 6,000 images for validation",
+            defaults.get("validation", True),
+            key=f"train_validation_{key}",
+            help=ui.HELP["no_validation"],
         )
         available = TRAIN_SPLIT_SIZE if validation else TRAIN_IMAGES
         subset = st.number_input(
@@ -94,6 +106,7 @@ with settings:
             seed=seed,
             lr_schedule=lr_schedule,
             augmentation=augmentation,
+            label_smoothing=label_smoothing,
             train_subset=None if subset == available else subset,
             validation=validation,
         )

@@ -46,6 +46,23 @@ def test_the_data_is_all_60000_images_and_no_validation(mnist):
     assert subset.shape == (900, 28, 28, 1)
 
 
+def test_cli_holds_out_validation_and_sets_label_smoothing_against_the_best_presets_defaults(runs_dir, reaper):
+    """best_cnn trains on everything with smoothing 0.1 unless told otherwise: --validation and --label-smoothing
+    override both, as the Train page's toggle and field do."""
+    result = run_cli(
+        "train", "--arch", "best_cnn", "--epochs", "1", "--subset", "540", "--validation", "--label-smoothing",
+        "0.05", runs_root=runs_dir,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    (run,) = runs.list_runs(runs_dir)
+    reaper.append(run)
+    assert run.state == runs.FINISHED, log_of(run)
+    assert (run.config.validation, run.config.label_smoothing, run.config.train_size) == (True, 0.05, 540)
+    assert 0 <= run.epochs[-1]["val_accuracy"] <= 1  # validated: 540 / 9 = 60 held-out digits
+    both = run_cli("train", "--arch", "mlp", "--validation", "--no-validation", runs_root=runs_dir)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
 def test_cli_trains_without_validation_and_continues(runs_dir, reaper):
     result = run_cli(
         "train", "--arch", "mlp", "--epochs", "2", "--subset", "900", "--no-validation", runs_root=runs_dir

@@ -153,6 +153,25 @@ def test_train_robust_preset_previews_its_augmentation(empty_root):
     assert app.get("image") == []  # nothing to preview
 
 
+def test_train_best_preset_trains_on_all_digits_with_label_smoothing(empty_root):
+    """The Best preset's form starts as its recipe is written: 20 epochs, 'varied' digits, label smoothing 0.1,
+    nothing held out; a short run of it keeps those settings and shows them."""
+    app = page("pages/2_Train.py")
+    app.radio(key="train_start_from").set_value("Best 99.7 %").run()
+    assert app.number_input(key="train_epochs_best_cnn").value == 20
+    assert app.selectbox(key="train_augmentation_best_cnn").value == "varied"
+    assert app.number_input(key="train_label_smoothing_best_cnn").value == 0.1
+    assert app.toggle(key="train_validation_best_cnn").value is False
+    app.number_input(key="train_epochs_best_cnn").set_value(1).run()
+    app.number_input(key="train_subset_best_cnn_all").set_value(600).run()
+    app.button(key="train_start").click().run()
+    (run,) = runs.list_runs(empty_root)
+    assert (run.config.label_smoothing, run.config.validation, run.config.train_size) == (0.1, False, 600)
+    assert control.wait_for(run, timeout=120) == runs.FINISHED
+    app.run()
+    assert any("label smoothing 0.1 · 600 training images · no validation" in text for text in texts(app.caption))
+
+
 def test_train_rejects_an_impossible_learning_rate(empty_root):
     app = page("pages/2_Train.py")
     app.number_input(key="train_lr_mlp").set_value(0.0).run()
