@@ -174,6 +174,7 @@ class SweepConfig:
             epochs=self.epochs,
             train_subset=self.train_subset,
             seed=self.seed,
+            validation=True,  # a trial is judged on the 6,000 held out, whatever its architecture's own default
             **fixed,
             **params,
         ).validated()

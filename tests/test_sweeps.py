@@ -366,3 +366,12 @@ def test_importance_of_tied_trials_draws_without_a_warning():
         warnings.simplefilter("error")
         figure = sweep_charts.importance_figure(study)
     assert figure is not None and len(figure.data[0].y) == 2  # both parameters shown
+
+
+def test_a_sweep_of_the_best_preset_holds_out_validation_to_judge_its_trials():
+    """best_cnn trains on everything by default; its sweep trials hold the 6,000 out all the same (the objective
+    is their validation accuracy), keeping the preset's other settings."""
+    sweep = sweeps.SweepConfig("best_cnn", trials=2, epochs=1, train_subset=900)
+    trial = sweep.train_config({"learning_rate": 1e-3})
+    assert trial.validation is True and trial.validation_size == 100  # 900 / 9
+    assert (trial.label_smoothing, trial.learning_rate, trial.epochs) == (0.1, 1e-3, 1)
