@@ -309,7 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", choices=OPTIMIZERS)
     train.add_argument("--learning-rate", type=float)
     train.add_argument("--seed", type=int)
-    train.add_argument("--subset", type=int, help="train on the first N of the 54,000 (60,000 with --no-validation)")
+    train.add_argument(
+        "--subset", type=int, help="train on the first N of the 54,000 (of the 60,000 without validation)"
+    )
     train.add_argument("--lr-schedule", choices=LR_SCHEDULES)
     train.add_argument("--augmentation", choices=AUGMENTATIONS)
     train.add_argument("--label-smoothing", type=float, help="0 to below 1 (best_cnn: 0.1)")
@@ -322,7 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="hold nothing out: train on all 60,000 images and keep the last epoch's model (best_cnn's default)",
     )
     holdout.add_argument(
-        "--validation", dest="validation", action="store_const", const=True, help="hold out the 6,000 (the default)"
+        "--validation",
+        dest="validation",
+        action="store_const",
+        const=True,
+        help="hold out the 6,000 (the default but for best_cnn)",
     )
     train.add_argument("--detach", action="store_true", help="start it and return at once")
     train.set_defaults(func=cmd_train)

@@ -94,7 +94,7 @@ with settings:
             key=f"train_subset_{key}" if validation else f"train_subset_{key}_all",
             help=f"The first N of the {available:,} training images"
             + ("; validation uses N / 9" if validation else "")
-            + ". Batch-normalized models (both presets) need a few hundred batches before they score well.",
+            + ". Batch-normalized models (every preset) need a few hundred batches before they score well.",
         )
     try:
         config = TrainConfig.for_architecture(
