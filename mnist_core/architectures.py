@@ -342,9 +342,9 @@ ARCHITECTURES: dict[str, Architecture] = {
                 "out: the last epoch's model is kept), each changed a little every epoch: turned by up to 8°, "
                 "scaled by 0.92 to 1.08, slanted, drawn with a slightly thicker or thinner pen, bent and moved by "
                 "up to 2 pixels (the 'varied' augmentation). Label smoothing (0.1) keeps it from growing "
-                "over-sure of the training digits. With the one-cycle schedule over 20 epochs it reached 99.71 "
-                "to 99.74 % test accuracy (three seeds) in 11 to 14 minutes on a 2-core CPU (BENCHMARKS.md "
-                "section 3)."
+                "over-sure of the training digits. With the one-cycle schedule over 20 epochs it reached 99.64 "
+                "to 99.74 % test accuracy (median 99.72 % of six draws) in 11 to 14 minutes on a 2-core CPU "
+                "(BENCHMARKS.md section 3)."
             ),
             layers=(
                 "[Conv2D 32, BN, ReLU], MaxPool 2, [Conv2D 64, BN, ReLU] x2, MaxPool 2, [Conv2D 128, BN, ReLU], "
