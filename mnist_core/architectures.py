@@ -173,17 +173,21 @@ def build_strong_cnn():
     )
 
 
-def build_best_cnn():
-    """Return strong_cnn's network without its translation layer: the 'varied' augmentation (augment.py) moves,
-    turns, scales, shears, re-strokes and bends its training digits instead, a little."""
+def _augmented_outside(name: str):
+    """Return strong_cnn's network without its translation layer, named `name`: augment.py moves, turns, scales,
+    shears, re-strokes and bends its training digits instead."""
     keras, L = _layers()
-    return keras.Sequential([L.Input(INPUT_SHAPE), *_strong_body(L)], name="best_cnn")
+    return keras.Sequential([L.Input(INPUT_SHAPE), *_strong_body(L)], name=name)
+
+
+def build_best_cnn():
+    """Return the Best preset's network (trained on 'varied' digits)."""
+    return _augmented_outside("best_cnn")
 
 
 def build_robust_cnn():
-    """Return the Best preset's network: the 'drawn' augmentation (augment.py) changes its training digits more."""
-    keras, L = _layers()
-    return keras.Sequential([L.Input(INPUT_SHAPE), *_strong_body(L)], name="robust_cnn")
+    """Return the Best preset's network under the Robust preset's name (trained on 'drawn' digits)."""
+    return _augmented_outside("robust_cnn")
 
 
 _WALKTHROUGH_SGD = {"epochs": 100, "batch_size": 64, "optimizer": "sgd", "learning_rate": 1e-3}

@@ -39,28 +39,27 @@ with settings:
             layer_rows, params = ui.architecture_summary(key)
             st.dataframe(layer_rows, hide_index=True, width="stretch")
             st.caption(f"Total: {params:,} parameters")
-    defaults = arch.defaults
-    epochs = st.number_input("Epochs", 1, 1000, defaults["epochs"], key=f"train_epochs_{key}")
-    batch_size = st.number_input("Batch size", 1, TRAIN_SPLIT_SIZE, defaults["batch_size"], key=f"train_batch_{key}")
+    defaults = TrainConfig.for_architecture(key)  # its recipe, with TrainConfig's own defaults for the rest
+    epochs = st.number_input("Epochs", 1, 1000, defaults.epochs, key=f"train_epochs_{key}")
+    batch_size = st.number_input("Batch size", 1, TRAIN_SPLIT_SIZE, defaults.batch_size, key=f"train_batch_{key}")
     optimizer = st.selectbox(
-        "Optimizer", OPTIMIZERS, OPTIMIZERS.index(defaults["optimizer"]), key=f"train_optimizer_{key}"
+        "Optimizer", OPTIMIZERS, OPTIMIZERS.index(defaults.optimizer), key=f"train_optimizer_{key}"
     )
     learning_rate = st.number_input(
-        "Learning rate", 0.0, 10.0, defaults["learning_rate"], format="%.5f", step=1e-4, key=f"train_lr_{key}"
+        "Learning rate", 0.0, 10.0, defaults.learning_rate, format="%.5f", step=1e-4, key=f"train_lr_{key}"
     )
     with st.expander("More settings"):
-        schedule = defaults.get("lr_schedule", "constant")
         lr_schedule = st.selectbox(
             "Learning-rate schedule",
             LR_SCHEDULES,
-            LR_SCHEDULES.index(schedule),
+            LR_SCHEDULES.index(defaults.lr_schedule),
             key=f"train_schedule_{key}",
             help=ui.HELP["one_cycle"],
         )
         augmentation = st.selectbox(
             "Augmentation",
             AUGMENTATIONS,
-            AUGMENTATIONS.index(defaults.get("augmentation", "none")),
+            AUGMENTATIONS.index(defaults.augmentation),
             key=f"train_augmentation_{key}",
             help="shift: every epoch, each digit moves by up to 2 pixels. drawn: it is also turned, scaled, "
             "slanted, drawn with a thicker or thinner pen and bent a little, like drawings on the canvas. "
@@ -72,15 +71,15 @@ with settings:
             "Label smoothing",
             0.0,
             0.5,
-            defaults.get("label_smoothing", 0.0),
+            defaults.label_smoothing,
             step=0.05,
             key=f"train_label_smoothing_{key}",
             help=ui.HELP["label_smoothing"],
         )
-        seed = st.number_input("Seed", 0, 2**31 - 1, 0, key=f"train_seed_{key}")
+        seed = st.number_input("Seed", 0, 2**31 - 1, defaults.seed, key=f"train_seed_{key}")
         validation = st.toggle(
             "Hold out 6,000 images for validation",
-            defaults.get("validation", True),
+            defaults.validation,
             key=f"train_validation_{key}",
             help=ui.HELP["no_validation"],
         )

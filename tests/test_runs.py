@@ -216,12 +216,12 @@ def test_fused_batch_norm_trains_as_keras_does_and_leaves_the_layer_keras_own():
 def test_label_smoothing_scores_against_the_smoothed_targets(mnist):
     """The Best preset's loss with label smoothing 0.1 is cross-entropy against 0.91 for the label and 0.01 for
     each other digit, worked out here in numpy from the model's own probabilities."""
+    import keras
+
     from mnist_core.training import compile_model
 
     config = TrainConfig.for_architecture("best_cnn")
     assert config.label_smoothing == 0.1
-    import keras
-
     keras.utils.set_random_seed(0)
     model = build_model("best_cnn")
     softmax = model.layers[-1]
