@@ -12,45 +12,12 @@ scored the same way.
 
 from __future__ import annotations
 
-import shutil
-
 import benchlib
 from benchlib import fmt, median
 
 TARGET_SCORE_S = 1.0  # read and score 1,000 saved drawings
 TARGET_ENSEMBLE = 0.9975  # the ensemble of presets on the MNIST test set
 QUICK, ROBUST = "fast_cnn", "robust_cnn"
-
-
-def finished_run(preset: str, reuse, root, epochs, train_subset):
-    """Return a finished run of `preset` (KEY or KEY@SEED): the newest one in `reuse` when it has one, else one
-    trained now."""
-    from mnist_core import control, runs
-    from mnist_core.config import TrainConfig
-
-    key, _, seed = preset.partition("@")
-    seed = int(seed or 0)
-    if reuse:
-        done = [
-            run
-            for run in runs.list_runs(reuse)
-            if run.architecture == key
-            and run.state == runs.FINISHED
-            and run.config.drawings_repeat == 0  # trained on MNIST alone, all of it
-            and run.config.train_subset is None
-            and run.config.seed == seed
-            and run.config.epochs == (epochs or TrainConfig.for_architecture(key).epochs)
-        ]
-        if done:
-            print(f"{preset}: reusing {done[0].run_id} ({len(done[0].epochs)} epochs) from {reuse}", flush=True)
-            (root / "runs").mkdir(parents=True, exist_ok=True)  # beside the others: the ensemble finds its members
-            return runs.read_run(shutil.copytree(done[0].path, root / "runs" / done[0].run_id))
-    config = TrainConfig.for_architecture(key, epochs=epochs, train_subset=train_subset, seed=seed)
-    print(f"training {preset}: {config.epochs} epoch(s) on {config.train_size:,} images", flush=True)
-    run = control.start_run(config, root / "runs")
-    if control.wait_for(run, timeout=3600) != runs.FINISHED:
-        raise RuntimeError(f"{preset} did not finish: {runs.read_run(run.path).status}")
-    return runs.read_run(run.path)
 
 
 def main() -> None:
@@ -75,7 +42,9 @@ def main() -> None:
             drawings.save_drawing(image, int(label), root=folder)
     print(f"saved {args.drawings:,} drawings in {fmt(saving.seconds, 1)} s", flush=True)
 
-    trained = [finished_run(preset, args.reuse, root, args.epochs, args.train_subset) for preset in args.presets]
+    trained = [
+        benchlib.finished_run(preset, args.reuse, root, args.epochs, args.train_subset) for preset in args.presets
+    ]
     labels = dict(zip((run.run_id for run in trained), args.presets, strict=True))
     if len(trained) >= ensembles.MIN_MEMBERS:
         # The ensemble lives beside its members' copies, in this benchmark's own runs folder.

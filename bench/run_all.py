@@ -28,6 +28,7 @@ BENCHMARKS = [
     ("sweep", "sweep.py", []),
     ("inside", "inside.py", []),
     ("drawings", "drawings.py", ["--presets", "fast_cnn", "best_cnn"]),
+    ("ensemble", "ensemble.py", []),
 ]
 
 

@@ -126,7 +126,7 @@ def test_a_batch_norm_run_of_few_batches_validates_as_well_as_it_trains(runs_dir
     assert abs(float(np.mean(scores.argmax(axis=1) == y_val)) - last["val_accuracy"]) < 0.05, last
 
 
-BATCH_NORM_LAYERS = {"deeper_cnn_bn": 3, "fast_cnn": 3, "strong_cnn": 4, "best_cnn": 4, "robust_cnn": 4}
+BATCH_NORM_LAYERS = {"deeper_cnn_bn": 3, "fast_cnn": 3, "strong_cnn": 4, "best_cnn": 4, "robust_cnn": 4, "deep_cnn": 7}
 
 
 @pytest.mark.parametrize("key", sorted(ARCHITECTURES))
