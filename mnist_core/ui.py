@@ -981,7 +981,7 @@ def ensemble_control(chosen: list[runs.Run], key: str) -> None:
         st.caption(
             "Their models' probabilities, averaged, act as one more model: it shows on Draw, Evaluate and the "
             "leaderboard, with how often it agrees with each member. Models that err differently gain the most: "
-            "a Best and a Deep preset run, rather than two of one preset."
+            "a Best and a Strided preset run, rather than two of one preset."
         )
         name = st.text_input("Name", key=f"{key}_ensemble_name", max_chars=60, placeholder="the members' names")
         if st.button("Make the ensemble", type="primary", key=f"{key}_ensemble_make"):

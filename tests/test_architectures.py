@@ -57,7 +57,7 @@ HAND_COUNTED_PARAMS = {
     + _bn(128)
     + _dense(3 * 3 * 128, 10),
     # 28 -> 26 -> 24 -> 12 (5x5 'same', stride 2) -> 10 -> 8 -> 4, then a 4x4 'valid' convolution leaves 1x1x128.
-    "deep_cnn": _conv(3, 1, 32, False)
+    "strided_cnn": _conv(3, 1, 32, False)
     + _conv(3, 32, 32, False)
     + _conv(5, 32, 32, False)
     + 3 * _bn(32)
@@ -159,10 +159,10 @@ def test_default_epochs_are_the_published_run_length(key):
 
 
 def test_the_deep_preset_is_trained_the_best_presets_way_on_another_network():
-    """Only the network differs, so a Best + Deep ensemble's gain comes from the networks erring differently."""
-    best, deep = TrainConfig.for_architecture("best_cnn"), TrainConfig.for_architecture("deep_cnn")
-    assert dataclasses.replace(deep, architecture="best_cnn") == best
-    assert PRESETS["Deep 99.7 %"] == "deep_cnn"
+    """Only the network differs, so a Best + Strided ensemble's gain comes from the networks erring differently."""
+    best, strided = TrainConfig.for_architecture("best_cnn"), TrainConfig.for_architecture("strided_cnn")
+    assert dataclasses.replace(strided, architecture="best_cnn") == best
+    assert PRESETS["Strided 99.7 %"] == "strided_cnn"
 
 
 def test_unknown_architecture_lists_the_known_ones():
