@@ -238,29 +238,22 @@ def tiny_runs(root: Path, architectures: list[str], train_subset: int = 600, epo
 
 
 def finished_run(preset: str, reuse, root: Path, epochs: int | None, train_subset: int | None):
-    """Return a finished run of `preset` (KEY or KEY@SEED): the newest one in `reuse` when it has one, else one
-    trained now."""
+    """Return a finished run of `preset` (KEY or KEY@SEED) with its defaults (or these epochs and training images):
+    the newest such run in `reuse` when it has one, copied into `root`/runs, else one trained there now."""
     from mnist_core import control, runs
     from mnist_core.config import TrainConfig
 
     key, _, seed = preset.partition("@")
-    seed = int(seed or 0)
-    if reuse:
-        done = [
-            run
-            for run in runs.list_runs(reuse)
-            if run.architecture == key
-            and run.state == runs.FINISHED
-            and run.config.drawings_repeat == 0  # trained on MNIST alone, all of it
-            and run.config.train_subset is None
-            and run.config.seed == seed
-            and run.config.epochs == (epochs or TrainConfig.for_architecture(key).epochs)
-        ]
-        if done:
-            print(f"{preset}: reusing {done[0].run_id} ({len(done[0].epochs)} epochs) from {reuse}", flush=True)
-            (root / "runs").mkdir(parents=True, exist_ok=True)  # beside the others: the ensemble finds its members
-            return runs.read_run(shutil.copytree(done[0].path, root / "runs" / done[0].run_id))
-    config = TrainConfig.for_architecture(key, epochs=epochs, train_subset=train_subset, seed=seed)
+    config = TrainConfig.for_architecture(key, epochs=epochs, train_subset=train_subset, seed=int(seed or 0))
+    # The whole recipe must match, not only the architecture: a run of the same network trained another way
+    # (other augmentation, smoothing, drawings mixed in) is not a draw of this preset.
+    done = (
+        [run for run in runs.list_runs(reuse) if run.state == runs.FINISHED and run.config == config] if reuse else []
+    )
+    (root / "runs").mkdir(parents=True, exist_ok=True)  # all beside each other: an ensemble finds its members
+    if done:
+        print(f"{preset}: reusing {done[0].run_id} ({len(done[0].epochs)} epochs) from {reuse}", flush=True)
+        return runs.read_run(shutil.copytree(done[0].path, root / "runs" / done[0].run_id))
     print(f"training {preset}: {config.epochs} epoch(s) on {config.train_size:,} images", flush=True)
     run = control.start_run(config, root / "runs")
     if control.wait_for(run, timeout=3600) != runs.FINISHED:

@@ -1,7 +1,7 @@
 """Every benchmark in sequence, each in its own process, then one summary of every target check.
 
 Full run (defaults of each script; about two hours on a 2-core CPU, mostly throughput, the
-baseline of time_to_accuracy and the four 20-epoch draws of ensemble.py): `.venv/bin/python bench/run_all.py`.
+baseline of time_to_accuracy and the three preset draws of ensemble.py): `.venv/bin/python bench/run_all.py`.
 A minutes-long smoke run of the same scripts at a tiny scale (each script's --quick), written to
 bench/results/quick/: `--quick`.
 Each script writes its own headline figures into its results; the summary lists them with the checks.

@@ -314,21 +314,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--lr-schedule", choices=LR_SCHEDULES)
     train.add_argument("--augmentation", choices=AUGMENTATIONS)
-    train.add_argument("--label-smoothing", type=float, help="0 to below 1 (best_cnn, strided_cnn: 0.1)")
+    train.add_argument("--label-smoothing", type=float, help="0 to below 1 (best_cnn: 0.1)")
     holdout = train.add_mutually_exclusive_group()
     holdout.add_argument(
         "--no-validation",
         dest="validation",
         action="store_const",
         const=False,
-        help="hold nothing out: train on all 60,000 images, keep the last epoch's model (best_cnn, strided_cnn)",
+        help="hold nothing out: train on all 60,000 images and keep the last epoch's model (best_cnn's default)",
     )
     holdout.add_argument(
         "--validation",
         dest="validation",
         action="store_const",
         const=True,
-        help="hold out the 6,000 (the default but for best_cnn, strided_cnn)",
+        help="hold out the 6,000 (the default but for best_cnn)",
     )
     train.add_argument("--detach", action="store_true", help="start it and return at once")
     train.set_defaults(func=cmd_train)

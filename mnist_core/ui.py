@@ -980,8 +980,7 @@ def ensemble_control(chosen: list[runs.Run], key: str) -> None:
     with st.popover(f"Make an ensemble of these {len(members)}", icon=":material/join:"):
         st.caption(
             "Their models' probabilities, averaged, act as one more model: it shows on Draw, Evaluate and the "
-            "leaderboard, with how often it agrees with each member. Models that err differently gain the most: "
-            "a Best and a Strided preset run, rather than two of one preset."
+            "leaderboard, with how often it agrees with each member."
         )
         name = st.text_input("Name", key=f"{key}_ensemble_name", max_chars=60, placeholder="the members' names")
         if st.button("Make the ensemble", type="primary", key=f"{key}_ensemble_make"):

@@ -172,16 +172,6 @@ def test_train_best_preset_trains_on_all_digits_with_label_smoothing(empty_root)
     assert any("label smoothing 0.1 · 600 training images · no validation" in text for text in texts(app.caption))
 
 
-def test_train_deep_preset_offers_the_best_recipe_on_its_own_network(empty_root):
-    app = page("pages/2_Train.py")
-    app.radio(key="train_start_from").set_value("Strided 99.7 %").run()
-    assert any("326,826 parameters" in text for text in texts(app.markdown))
-    assert app.number_input(key="train_epochs_strided_cnn").value == 20
-    assert app.selectbox(key="train_augmentation_strided_cnn").value == "varied"
-    assert app.number_input(key="train_label_smoothing_strided_cnn").value == 0.1
-    assert app.toggle(key="train_validation_strided_cnn").value is False
-
-
 def test_train_rejects_an_impossible_learning_rate(empty_root):
     app = page("pages/2_Train.py")
     app.number_input(key="train_lr_mlp").set_value(0.0).run()

@@ -126,14 +126,7 @@ def test_a_batch_norm_run_of_few_batches_validates_as_well_as_it_trains(runs_dir
     assert abs(float(np.mean(scores.argmax(axis=1) == y_val)) - last["val_accuracy"]) < 0.05, last
 
 
-BATCH_NORM_LAYERS = {
-    "deeper_cnn_bn": 3,
-    "fast_cnn": 3,
-    "strong_cnn": 4,
-    "best_cnn": 4,
-    "robust_cnn": 4,
-    "strided_cnn": 7,
-}
+BATCH_NORM_LAYERS = {"deeper_cnn_bn": 3, "fast_cnn": 3, "strong_cnn": 4, "best_cnn": 4, "robust_cnn": 4}
 
 
 @pytest.mark.parametrize("key", sorted(ARCHITECTURES))
@@ -151,9 +144,9 @@ def test_batch_norm_momentum_is_keras_default_on_full_data_and_forgets_its_start
     # none found at all) fails the test rather than leaving it nothing to check.
     count = BATCH_NORM_LAYERS.get(key, 0)
     preset = TrainConfig.for_architecture(key)
-    # Each preset's momentum, worked by hand, so a recipe change that moves it fails here: Keras' 0.99 for the Best and
-    # Strided (469 batches of 128 from all 60,000) and Robust presets (422 of 54,000); the Quick preset's 54,000 / 256 =
-    # 211 batches get 1 - 4 / 211, what its recipe was chosen with (BENCHMARKS.md section 2).
+    # Each preset's momentum, worked by hand, so a recipe change that moves it fails here: Keras' 0.99 for the Best
+    # (469 batches of 128 from all 60,000) and Robust presets (422 of 54,000); the Quick preset's 54,000 / 256 = 211
+    # batches get 1 - 4 / 211, what its recipe was chosen with (BENCHMARKS.md section 2).
     expected = 1 - 4 / 211 if key == "fast_cnn" else 0.99
     assert momenta(preset) == pytest.approx([expected] * count)
     few = momenta(TrainConfig.for_architecture(key, batch_size=128, train_subset=2000))  # 16 batches an epoch
