@@ -8,7 +8,10 @@ A drawings folder (plain files other tools read; MNIST_DRAWINGS_DIR, else ./draw
     .lock               flock: one change at a time, across tabs and processes
 
 File names are made here, never taken from a person. A row or an image that cannot be read is left out of
-the set with a message naming it; the other drawings still load.
+the set with a message naming it; the other drawings still load, and every save, delete or undo writes the
+unreadable lines of labels.csv back as they were, so mending one brings its drawing back. Killed at any point,
+a drawing is listed with its images or can be undone whole: a delete drops the row before it moves the images,
+an undo moves them back before it adds the row and finds them in either place.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import os
 import re
 import secrets
 import shutil
+import struct
 import time
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +44,8 @@ LOCK = ".lock"
 ROW = "row.json"
 COLUMNS = ["file", "label", "saved"]
 NAME_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{8}\.png$")
+# What Pillow raises for a damaged or hostile image file (a broken chunk is a SyntaxError, a huge one a bomb).
+IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error, Image.DecompressionBombError)
 BLANK_INK = 0.05  # a drawing whose brightest pixel is below this is blank (0-1 scale)
 
 
@@ -93,53 +100,107 @@ def _read_bytes(path: Path) -> bytes | None:
         return None
 
 
-def _rows(root: Path) -> tuple[list[dict], list[str]]:
-    """Return labels.csv's well-formed rows and a message for each row left out (under the lock or not)."""
-    text = storage.read_text(root / LABELS)
-    if text is None:
-        return [], []
-    rows, problems = [], []
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or [name for name in COLUMNS if name not in reader.fieldnames]:
-        return [], [f"{LABELS}: the header is not {','.join(COLUMNS)}; no drawing could be read"]
-    for line, row in enumerate(reader, start=2):
-        name, label = row.get("file") or "", row.get("label") or ""
-        if not NAME_PATTERN.fullmatch(name):
-            problems.append(f"{LABELS}: line {line}: {name[:40]!r} is not a drawing's file name; left out")
-        elif not (label.isdigit() and int(label) < NUM_CLASSES):
-            problems.append(f"{LABELS}: line {line}: label {label[:10]!r} is not a digit 0-9; {name} left out")
-        else:
-            rows.append({"file": name, "label": int(label), "saved": row.get("saved") or ""})
-    return rows, problems
+@dataclass
+class _LabelsFile:
+    """labels.csv as read: its well-formed rows in order, the lines that could not be read (written back as
+    they were, for a person to mend) and a message for each line left out."""
+
+    rows: list[dict]
+    unreadable: list[bytes]
+    problems: list[str]
 
 
-def _write_rows(root: Path, rows: list[dict]) -> None:
-    """Write labels.csv from `rows`, atomically (caller holds the lock)."""
-    storage.write_csv_atomic(root / LABELS, rows, COLUMNS)
+def _parsed_line(number: int, line: bytes) -> tuple[list[str] | None, str]:
+    """Return one line's CSV fields, or None and why it cannot be read."""
+    try:
+        return next(csv.reader([line.decode("utf-8")]), []), ""
+    except UnicodeDecodeError as error:
+        return None, f"{LABELS}: line {number}: not text (byte 0x{line[error.start]:02x}); left out"
+    except csv.Error as error:
+        return None, f"{LABELS}: line {number}: not a CSV row ({str(error)[:60]}); left out"
+
+
+def _read_labels(root: Path) -> _LabelsFile:
+    """Return labels.csv read line by line (a damaged line costs that drawing only); DamagedFile when the file
+    cannot be read at all."""
+    try:
+        data = (root / LABELS).read_bytes()
+    except FileNotFoundError:
+        return _LabelsFile([], [], [])
+    except OSError as error:
+        raise storage.DamagedFile(f"{LABELS}: cannot be read ({error.strerror or error})") from error
+    labels = _LabelsFile([], [], [])
+    positions = {column: index for index, column in enumerate(COLUMNS)}  # the order this module writes
+    lines = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")  # a spreadsheet's re-save may add a BOM
+    for number, line in enumerate((line.removesuffix(b"\r") for line in lines), start=1):
+        if not line.strip():
+            continue
+        fields, problem = _parsed_line(number, line)
+        if number == 1:
+            if fields is not None and all(column in fields for column in COLUMNS):
+                positions = {column: fields.index(column) for column in COLUMNS}
+                continue
+            # A lost header costs no row: the lines are read in the order this module writes them.
+            labels.problems.append(f"{LABELS}: the header is not {','.join(COLUMNS)}; the lines are read as such")
+        if fields is not None:
+            name, label, saved = (fields[i] if i < len(fields) else "" for i in positions.values())
+            if not NAME_PATTERN.fullmatch(name):
+                problem = f"{LABELS}: line {number}: {name[:40]!r} is not a drawing's file name; left out"
+            elif not (label.isdigit() and int(label) < NUM_CLASSES):
+                problem = f"{LABELS}: line {number}: label {label[:10]!r} is not a digit 0-9; {name} left out"
+            else:
+                labels.rows.append({"file": name, "label": int(label), "saved": saved})
+                continue
+        labels.unreadable.append(line)
+        labels.problems.append(problem)
+    return labels
+
+
+def _write_labels(root: Path, labels: _LabelsFile, rows: list[dict]) -> None:
+    """Write labels.csv as `rows`, then the lines that could not be read as they were, atomically (caller holds
+    the lock): a save, delete or undo never drops a drawing it could not read."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    kept = b"".join(line + b"\n" for line in labels.unreadable)
+    storage.write_bytes_atomic(root / LABELS, buffer.getvalue().encode() + kept)
+
+
+def _labels_to_change(root: Path, doing: str) -> _LabelsFile:
+    """Return labels.csv read for a change (caller holds the lock); DrawingError when it cannot be read."""
+    try:
+        return _read_labels(root)
+    except storage.DamagedFile as error:
+        raise DrawingError(f"cannot {doing} the drawing: {error}") from error
 
 
 def load_drawings(root: Path | str | None = None) -> DrawingSet:
     """Return every saved drawing whose row and image read; the others are named in `problems`."""
     root = resolve(root)
-    rows, problems = _rows(root)
-    names, labels, images, saved = [], [], [], []
-    for row in rows:
+    try:
+        labels = _read_labels(root)
+    except storage.DamagedFile as error:
+        labels = _LabelsFile([], [], [f"{error}; no drawing could be read"])
+    problems = list(labels.problems)
+    names, label_values, images, saved = [], [], [], []
+    for row in labels.rows:
         try:
             with Image.open(root / row["file"]) as picture:
                 image = np.asarray(picture.convert("L"))
-        except (OSError, ValueError) as error:
+        except IMAGE_ERRORS as error:
             problems.append(f"{row['file']}: cannot be read ({type(error).__name__}); left out")
             continue
         if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
             problems.append(f"{row['file']}: {image.shape[1]}x{image.shape[0]}, not 28x28; left out")
             continue
         names.append(row["file"])
-        labels.append(row["label"])
+        label_values.append(row["label"])
         images.append(image)
         saved.append(row["saved"])
     return DrawingSet(
         names=tuple(names),
-        labels=np.asarray(labels, np.int64),
+        labels=np.asarray(label_values, np.int64),
         images=np.stack(images) if images else np.zeros((0, IMAGE_SIZE, IMAGE_SIZE), np.uint8),
         saved=tuple(saved),
         problems=tuple(problems),
@@ -147,12 +208,18 @@ def load_drawings(root: Path | str | None = None) -> DrawingSet:
 
 
 def version(root: Path | str | None = None) -> tuple:
-    """Return what changes whenever a drawing is saved, deleted or restored (labels.csv's time and size)."""
+    """Return what changes whenever a drawing is saved, deleted or restored (labels.csv's inode, time, size:
+    every change renames a new file into place)."""
     try:
         stat = (resolve(root) / LABELS).stat()
     except OSError:
         return (None,)
-    return (stat.st_mtime_ns, stat.st_size)
+    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+def drawing_id(name: str) -> int:
+    """Return a drawing's number for a click on it: its name's random part, the same whatever else changes."""
+    return int(name.rsplit("-", 1)[-1].removesuffix(".png"), 16)
 
 
 def save_drawing(image: np.ndarray, label, raw: np.ndarray | None = None, root: Path | str | None = None) -> str:
@@ -171,7 +238,8 @@ def save_drawing(image: np.ndarray, label, raw: np.ndarray | None = None, root: 
     png = _png(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8))
     try:
         with _locked(root):
-            rows, _ = _rows(root)
+            labels = _labels_to_change(root, "save")
+            rows = labels.rows
             if rows and _read_bytes(root / rows[-1]["file"]) == png:
                 raise DrawingError(
                     f"this drawing is already saved, as a {rows[-1]['label']}: draw the next one "
@@ -182,12 +250,17 @@ def save_drawing(image: np.ndarray, label, raw: np.ndarray | None = None, root: 
                 (root / RAW).mkdir(exist_ok=True)
                 storage.write_bytes_atomic(root / RAW / name, _png(np.asarray(raw, np.uint8)))
             saved = datetime.now(UTC).isoformat(timespec="seconds")
-            _write_rows(root, [*rows, {"file": name, "label": int(label), "saved": saved}])
+            _write_labels(root, labels, [*rows, {"file": name, "label": int(label), "saved": saved}])
     except OSError as error:
         for leftover in (root / name, root / RAW / name):
             leftover.unlink(missing_ok=True)
         raise DrawingError(f"cannot save the drawing: {error.strerror or error}") from error
     return name
+
+
+def _image_files(root: Path, folder: Path, name: str) -> list[tuple[Path, Path]]:
+    """Return (in the drawings folder, in its trash entry `folder`) for the drawing's image and raw canvas."""
+    return [(root / name, folder / name), (root / RAW / name, folder / f"raw-{name}")]
 
 
 def delete_drawing(name: str, root: Path | str | None = None) -> str:
@@ -196,8 +269,8 @@ def delete_drawing(name: str, root: Path | str | None = None) -> str:
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise DrawingError(f"{str(name)[:40]!r} is not a drawing's file name")
     with _locked(root):
-        rows, _ = _rows(root)
-        row = next((row for row in rows if row["file"] == name), None)
+        labels = _labels_to_change(root, "delete")
+        row = next((row for row in labels.rows if row["file"] == name), None)
         if row is None:
             raise DrawingError(f"no drawing {name} (deleted meanwhile?)")
         entry = f"{name}.{time.time_ns()}"
@@ -205,33 +278,43 @@ def delete_drawing(name: str, root: Path | str | None = None) -> str:
         try:
             folder.mkdir(parents=True)
             storage.write_json_atomic(folder / ROW, row)
-            for source in (root / name, root / RAW / name):
+            # The row goes first: killed after it, the drawing is deleted and its images, not yet moved, are
+            # where restore looks for them too.
+            _write_labels(root, labels, [kept for kept in labels.rows if kept["file"] != name])
+            for source, target in _image_files(root, folder, name):
                 if source.exists():
-                    os.replace(source, folder / (f"raw-{name}" if source.parent.name == RAW else name))
-            _write_rows(root, [kept for kept in rows if kept["file"] != name])
+                    os.replace(source, target)
         except OSError as error:
             raise DrawingError(f"cannot delete the drawing: {error.strerror or error}") from error
     return entry
 
 
 def restore_drawing(entry: str, root: Path | str | None = None) -> str:
-    """Put a deleted drawing back from the trash as it was (its row included); return its file name."""
+    """Put a deleted drawing back from the trash as it was (its row included); return its file name. Restoring
+    one that is back already (a second tab's undo, or one cut short) finishes it and returns the same name."""
     root = resolve(root)
     folder = root / TRASH / str(entry)
-    if folder.parent != root / TRASH or not (folder / ROW).is_file():
+    if folder.parent != root / TRASH:
         raise DrawingError(f"{str(entry)[:60]!r}: no deleted drawing of that name")
     with _locked(root):
-        row = storage.read_json_object(folder / ROW)
-        name = row["file"]
-        rows, _ = _rows(root)
-        if any(kept["file"] == name for kept in rows):
-            raise DrawingError(f"drawing {name} is there already")
         try:
-            os.replace(folder / name, root / name)
-            if (folder / f"raw-{name}").exists():
-                (root / RAW).mkdir(exist_ok=True)
-                os.replace(folder / f"raw-{name}", root / RAW / name)
-            _write_rows(root, [*rows, row])
+            row = storage.read_json_object(folder / ROW)
+        except storage.DamagedFile as error:
+            raise DrawingError(f"cannot restore the drawing: {error}") from error
+        name = row.get("file") if row else None
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+            raise DrawingError(f"{str(entry)[:60]!r}: no deleted drawing of that name (restored already?)")
+        labels = _labels_to_change(root, "restore")
+        try:
+            if not any(kept["file"] == name for kept in labels.rows):
+                for target, source in _image_files(root, folder, name):
+                    if source.exists():
+                        target.parent.mkdir(exist_ok=True)
+                        os.replace(source, target)
+                if not (root / name).exists():
+                    raise DrawingError(f"cannot restore {name}: its image is gone from the trash")
+                # The images go back first and the row last: killed before it, the next undo finds them in place.
+                _write_labels(root, labels, [*labels.rows, row])
             shutil.rmtree(folder, ignore_errors=True)
         except OSError as error:
             raise DrawingError(f"cannot restore the drawing: {error.strerror or error}") from error

@@ -83,6 +83,141 @@ def test_a_damaged_row_or_image_leaves_that_drawing_out_and_keeps_the_rest(tmp_p
     assert len(broken) == 0 and "the header is not file,label,saved" in broken.problems[0]
 
 
+def test_lines_of_labels_csv_that_cannot_be_read_survive_every_later_save_delete_and_undo(tmp_path):
+    """A damaged line is left out with a message, and kept byte for byte when the file is written again, so a
+    person who mends it gets the drawing back; a BOM (a spreadsheet's re-save) or a lost header loses no row."""
+    names = [drawings.save_drawing(digit(i), i, root=tmp_path) for i in range(5)]
+    path = tmp_path / drawings.LABELS
+    lines = path.read_bytes().split(b"\n")
+    header, rows = lines[0], lines[1:6]
+    damaged = {
+        1: rows[1].replace(b",1,", b",eleven,"),  # not a digit
+        2: rows[2][:-3] + b"\xff\xfe\n"[:2],  # not UTF-8 (its time's last byte replaced)
+        3: rows[3] + b"," + b"x" * 200_000,  # a field longer than Python's csv reads
+    }
+    broken = [damaged.get(index, row) for index, row in enumerate(rows)]
+    path.write_bytes(b"\xef\xbb\xbf" + b"\n".join([header, *broken]) + b"\n")
+    loaded = drawings.load_drawings(tmp_path)
+    assert loaded.names == (names[0], names[4]) and loaded.labels.tolist() == [0, 4]
+    assert [problem.split(":")[1].strip() for problem in loaded.problems] == ["line 3", "line 4", "line 5"]
+    assert all(len(problem) < 200 and "\n" not in problem for problem in loaded.problems)
+
+    added = drawings.save_drawing(digit(5), 5, root=tmp_path)
+    entry = drawings.delete_drawing(names[0], tmp_path)
+    drawings.restore_drawing(entry, tmp_path)
+    kept = path.read_bytes().split(b"\n")
+    assert all(line in kept for line in damaged.values())  # each damaged line, byte for byte
+    assert set(drawings.load_drawings(tmp_path).names) == {names[0], names[4], added}
+
+    mended = path.read_bytes().replace(b",eleven,", b",1,").replace(damaged[2], rows[2])
+    path.write_bytes(mended.replace(damaged[3], rows[3]))
+    again = drawings.load_drawings(tmp_path)
+    assert set(again.names) == {*names, added} and again.problems == ()
+    assert dict(zip(again.names, again.labels.tolist(), strict=True)) == {
+        **{name: index for index, name in enumerate(names)},
+        added: 5,
+    }
+
+    # A header lost (overwritten): the rows still read, and a save keeps them all.
+    path.write_bytes(b"junk\n" + b"\n".join(path.read_bytes().split(b"\n")[1:]))
+    headless = drawings.load_drawings(tmp_path)
+    assert set(headless.names) == {*names, added}
+    assert "the header is not file,label,saved" in headless.problems[0]
+    last = drawings.save_drawing(digit(6), 6, root=tmp_path)
+    assert set(drawings.load_drawings(tmp_path).names) == {*names, added, last}
+
+
+def test_an_image_that_pillow_cannot_decode_is_left_out_and_the_rest_kept(tmp_path):
+    names = [drawings.save_drawing(digit(i), i, root=tmp_path) for i in range(3)]
+    png = bytearray((tmp_path / names[1]).read_bytes())
+    png[33:37] = (5).to_bytes(4, "big")  # the image data chunk says it is 5 bytes long: Pillow raises SyntaxError
+    (tmp_path / names[1]).write_bytes(bytes(png))
+    loaded = drawings.load_drawings(tmp_path)
+    assert loaded.names == (names[0], names[2])
+    assert len(loaded.problems) == 1 and names[1] in loaded.problems[0]
+
+
+KILLED_AT = """
+import os, signal, sys
+from mnist_core import drawings
+calls = 0
+real_replace = os.replace
+def replace(*args):
+    global calls
+    calls += 1
+    if calls == int(sys.argv[3]):
+        os.kill(os.getpid(), signal.SIGKILL)  # killed with this rename undone and everything after it
+    return real_replace(*args)
+os.replace = replace
+print(getattr(drawings, sys.argv[1])(sys.argv[2], sys.argv[4]))
+"""
+
+
+def killed_at(step: int, action: str, argument: str, root) -> bool:
+    """Run drawings.`action`(argument) in a process killed -9 at its `step`-th rename; return whether it was."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_AT, action, argument, str(step), str(root)], capture_output=True, text=True
+    )
+    assert done.returncode in (0, -9), done.stderr
+    return done.returncode == -9
+
+
+@pytest.mark.parametrize("action", ["delete_drawing", "restore_drawing"])
+def test_kill_9_at_any_step_of_delete_or_undo_loses_nothing(tmp_path, action):
+    """Killed at every rename in turn, a delete or an undo leaves the drawing either there whole or in the trash
+    whole: the set reads without a problem, and the person's next click (delete again, or undo) finishes it."""
+    for step in range(1, 20):
+        root = tmp_path / f"step-{step}"
+        names = [drawings.save_drawing(digit(i), i, np.full((280, 280, 4), i, np.uint8), root) for i in range(3)]
+        images = {path.name: path.read_bytes() for path in root.rglob("*.png")}
+        argument = names[1] if action == "delete_drawing" else drawings.delete_drawing(names[1], root)
+        if not killed_at(step, action, argument, root):
+            break
+        loaded = drawings.load_drawings(root)
+        assert loaded.problems == (), (step, loaded.problems)
+        if names[1] in loaded.names:  # still there: delete it again, as the person would
+            assert loaded.names == tuple(names), step
+            argument = drawings.delete_drawing(names[1], root)
+        else:  # in the trash: the undo brings it back
+            assert loaded.names == (names[0], names[2]), step
+            argument = next(path.name for path in (root / drawings.TRASH).iterdir())
+        drawings.restore_drawing(argument, root)
+        restored = drawings.load_drawings(root)
+        assert sorted(restored.names) == sorted(names) and restored.problems == (), step
+        kept = {path.name: path.read_bytes() for path in root.rglob("*.png") if drawings.TRASH not in path.parts}
+        assert kept == images, step
+    else:
+        raise AssertionError("the action was killed at every step: it never finished")
+    assert step > 2  # it was killed at least twice before it ran through
+
+
+def test_two_undos_of_one_deletion_at_once_restore_it_once_and_the_other_says_so(tmp_path):
+    names = [drawings.save_drawing(digit(i), i, root=tmp_path) for i in range(2)]
+
+    def undo(entry: str, barrier: threading.Barrier, outcomes: list) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(drawings.restore_drawing(entry, tmp_path))
+        except drawings.DrawingError as error:
+            outcomes.append(str(error))
+
+    for _ in range(5):
+        entry, barrier, outcomes = drawings.delete_drawing(names[1], tmp_path), threading.Barrier(2), []
+        threads = [threading.Thread(target=undo, args=(entry, barrier, outcomes)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes, key=len) == [
+            names[1],
+            f"{entry!r}: no deleted drawing of that name (restored already?)",
+        ]
+        assert drawings.load_drawings(tmp_path).names == tuple(names)
+
+
 def test_delete_and_undo_bring_the_drawing_back_whole(tmp_path):
     kept = drawings.save_drawing(digit(1), 1, np.full((280, 280, 4), 9, np.uint8), tmp_path)
     gone = drawings.save_drawing(digit(2), 2, np.full((280, 280, 4), 7, np.uint8), tmp_path)
@@ -148,3 +283,54 @@ def test_the_evaluate_page_scores_a_model_on_my_drawings_and_ranks_it(runs_dir, 
     # Not scored on the test set: its test scores read "–"; no run was taught drawings, so no column says so.
     assert (list(board["test accuracy"]), list(board["test loss"])) == (["–"], ["–"])
     assert "trained on my drawings" not in board.columns
+
+
+def page(name: str):
+    """Return an AppTest of one page of the studio."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    return AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / name), default_timeout=120)
+
+
+def test_delete_on_the_dataset_page_deletes_the_drawing_picked_though_another_tab_deleted_one_before_it():
+    names = [drawings.save_drawing(digit(i), i) for i in range(5)]
+    app = page("1_Dataset.py")
+    app.session_state["dataset_split"] = "my drawings"
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    app.session_state["dataset_mine_chosen"] = drawings.drawing_id(names[2])  # as a click on the third one
+    app.run()
+    assert app.metric[0].value == "2"  # the picked drawing's label, shown beside it large
+    drawings.delete_drawing(names[0])  # another tab, meanwhile
+    next(button for button in app.button if button.label == "Delete this drawing").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert drawings.load_drawings().names == (names[1], names[3], names[4])
+
+
+def test_the_evaluate_page_says_in_one_line_what_it_cannot_read_and_shows_the_rest(runs_dir, trained_run):
+    """labels.csv with a byte that is not text, and a run whose model file is damaged: each is named in one line;
+    the other drawings and the test-set view still show."""
+    from conftest import copy_run
+
+    names = [drawings.save_drawing(digit(i), i) for i in range(4)]
+    path = drawings.resolve(None) / drawings.LABELS
+    path.write_bytes(path.read_bytes().replace(names[1].encode(), b"\xff" + names[1][1:].encode()))
+    run = copy_run(trained_run, runs_dir)
+    model = run.model_path("best")
+    model.write_bytes(model.read_bytes()[:300])
+    for scored_on in ("test", "mine"):
+        app = page("4_Evaluate.py")
+        app.session_state["evaluate_on"] = scored_on
+        app.run()
+        assert not app.exception, (scored_on, [e.value for e in app.exception])
+        if scored_on == "mine":
+            assert len(app.error) == 1 and "\n" not in app.error[0].value
+            assert app.error[0].value.startswith(f"The model file cannot be loaded: {model}")
+    dataset = page("1_Dataset.py")
+    dataset.session_state["dataset_split"] = "my drawings"
+    dataset.run()
+    assert not dataset.exception, [e.value for e in dataset.exception]
+    assert [w.value for w in dataset.warning] == ["labels.csv: line 3: not text (byte 0xff); left out"]
+    assert any("3 drawings of yours" in caption.value for caption in dataset.caption)
