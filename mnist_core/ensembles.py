@@ -15,7 +15,7 @@ import numpy as np
 from mnist_core import imported
 from mnist_core.access import Actor
 from mnist_core.control import NAME_LIMIT, now_iso
-from mnist_core.models import load_predictor
+from mnist_core.models import Predictor, load_predictor
 from mnist_core.runs import Run, RunError, get_run, resolve_root
 from mnist_core.settings import IMAGE_SIZE
 from mnist_core.tfimport import import_keras
@@ -49,6 +49,8 @@ def make_ensemble(
         "parameters": int(model.count_params()),
         "members": [run.run_id for run in members],
         "member_names": [run.name for run in members],
+        # Its score on my drawings is not fair when a member was trained on them: the leaderboard says so.
+        "drawings_train": max(run.drawings_trained_on for run in members),
         "imported": now_iso(),
     }
     label = name or " + ".join(run.short_name for run in members)
@@ -56,16 +58,21 @@ def make_ensemble(
         return imported.place(staging, model, record, label[:NAME_LIMIT], actor, kind=ENSEMBLE)
 
 
-def agreement(ensemble: Run, images: np.ndarray, root: Path | str | None = None) -> list[dict]:
+def _member_copy(ensemble_model, index: int):
+    """Return the copy of member `index` inside an ensemble's model (make_ensemble names it member_<index>)."""
+    return ensemble_model.get_layer(f"member_{index}")
+
+
+def agreement(ensemble: Run, images: np.ndarray) -> list[dict]:
     """Return, for each member of an ensemble run, how often its prediction is the ensemble's on `images`
-    (N, 28, 28) in [0, 1], and its own accuracy is left to Evaluate: member id, name, agreement 0-1."""
-    together = load_predictor(ensemble.model_path("best")).probabilities(images).argmax(axis=1)
+    (N, 28, 28) in [0, 1] (its own accuracy is left to Evaluate): member run id, name when made, agreement 0-1.
+    Each member is the copy averaged inside the ensemble, so a member continued, damaged or deleted since
+    changes nothing; ModelFileError when the ensemble's own file does not load."""
+    predictor = load_predictor(ensemble.model_path("best"))
+    together = predictor.probabilities(images).argmax(axis=1)
+    names = (ensemble.imported or {}).get("member_names") or ensemble.members
     rows = []
-    for run_id in ensemble.members:
-        try:
-            member = get_run(run_id, root)
-            alone = load_predictor(member.model_path("best")).probabilities(images).argmax(axis=1)
-        except (RunError, OSError):
-            continue  # deleted since: the ensemble keeps its copy; there is no member to compare
-        rows.append({"run": run_id, "name": member.name, "agreement": float((alone == together).mean())})
+    for index, (run_id, name) in enumerate(zip(ensemble.members, names, strict=False)):
+        alone = Predictor(_member_copy(predictor.model, index)).probabilities(images).argmax(axis=1)
+        rows.append({"run": run_id, "name": name, "agreement": float((alone == together).mean())})
     return rows

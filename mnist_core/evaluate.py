@@ -184,7 +184,7 @@ def leaderboard(candidates: list[Run], drawings_accuracy: dict[str, float] | Non
         shown, key=lambda item: (-(item[1]["accuracy"] if item[1] else -1.0), -(item[2] if item[2] is not None else -1))
     )
     # Said only when a run was taught your handwriting: it has seen most of these drawings, so its score is not fair.
-    any_taught = drawings_accuracy is not None and any(run.config and run.config.drawings_train for run, _, _ in ranked)
+    any_taught = drawings_accuracy is not None and any(run.drawings_trained_on for run, _, _ in ranked)
     rows = []
     for rank, (run, result, on_mine) in enumerate(ranked, start=1):
         row = {
@@ -198,7 +198,7 @@ def leaderboard(candidates: list[Run], drawings_accuracy: dict[str, float] | Non
         if drawings_accuracy is not None:
             row["my drawings accuracy"] = percent(on_mine)
         if any_taught:
-            taught = run.config.drawings_train if run.config else 0
+            taught = run.drawings_trained_on
             row["trained on my drawings"] = f"{taught} of them" if taught else ""
         row[EPOCHS_DONE] = MISSING if run.state == IMPORTED else len(run.epochs)
         rows.append(row)

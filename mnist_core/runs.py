@@ -130,6 +130,14 @@ class Run:
         return list((self.imported or {}).get("members") or [])
 
     @property
+    def drawings_trained_on(self) -> int:
+        """Return how many of my drawings the model was trained on: a taught run's, or an ensemble's most taught
+        member's when it was made; 0 when none."""
+        if self.config is not None:
+            return self.config.drawings_train
+        return int((self.imported or {}).get("drawings_train") or 0)
+
+    @property
     def architecture_label(self) -> str:
         """Return the architecture for a table: its registry key, 'ensemble of N' or 'imported'."""
         if self.architecture:

@@ -900,27 +900,34 @@ def _my_drawings(root: str, version: tuple) -> drawings.DrawingSet:
     return drawings.load_drawings(root)
 
 
-def drawings_score(run: runs.Run) -> dict:
-    """Return the run's scores on my drawings, computed once per model file and set of drawings."""
-    mine = my_drawings()
+def drawings_score(run: runs.Run, mine: drawings.DrawingSet) -> dict:
+    """Return the run's scores on the drawings `mine`, computed once per model file and set of drawings;
+    ModelFileError when the model does not load."""
     path = run.model_path("best")
-    return _drawings_score(str(path), path.stat().st_mtime_ns, drawings.version(), run.run_id, mine)
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError as error:
+        raise models.ModelFileError(f"{path}: cannot be read ({error.strerror or error})") from error
+    # Keyed by the drawings' names, not labels.csv's version read apart from them: the scores are always of
+    # the drawings shown beside them (a name's image and label never change).
+    return _drawings_score(str(path), mtime, mine.names, run.run_id, mine)
 
 
 @st.cache_data(show_spinner="Scoring your drawings…", max_entries=64)
-def _drawings_score(path: str, mtime: int, version: tuple, run_id: str, _mine: drawings.DrawingSet) -> dict:
-    """Return the scores of the model at `path` (as of `mtime`) on the drawings as of `version`."""
+def _drawings_score(path: str, mtime: int, names: tuple, run_id: str, _mine: drawings.DrawingSet) -> dict:
+    """Return the scores of the model at `path` (as of `mtime`) on the drawings `names`."""
     return evaluate.score_images(runs.get_run(run_id), _mine.images, _mine.labels)
 
 
 def drawings_accuracies(with_model: list[runs.Run]) -> dict[str, float] | None:
     """Return each run's accuracy on my drawings (None when there are none), for the leaderboard."""
-    if not len(my_drawings()):
+    mine = my_drawings()
+    if not len(mine):
         return None
     scores = {}
     for run in with_model:
         try:
-            scores[run.run_id] = drawings_score(run)["accuracy"]
+            scores[run.run_id] = drawings_score(run, mine)["accuracy"]
         except (models.ModelFileError, runs.RunError, OSError):
             continue  # a model that does not load is named on its own page
     return scores
@@ -991,11 +998,16 @@ def ensemble_control(chosen: list[runs.Run], key: str) -> None:
                 link("evaluate", "Evaluate it", run.run_id)
 
 
-def ensemble_agreement(run: runs.Run, images: np.ndarray) -> None:
-    """Show, for an ensemble run, how often each member's prediction is the ensemble's on `images`."""
+def ensemble_agreement(run: runs.Run, images: np.ndarray, images_key) -> None:
+    """Show, for an ensemble run, how often each member's prediction is the ensemble's on `images`, which
+    `images_key` names (it changes whenever they do)."""
     if not run.members:
         return
-    rows = _agreement(run.run_id, run.model_path("best").stat().st_mtime_ns, len(images), images)
+    try:
+        rows = _agreement(run.run_id, run.model_path("best").stat().st_mtime_ns, images_key, images)
+    except (models.ModelFileError, OSError) as error:
+        st.error(f"The ensemble's model file cannot be loaded: {error}")
+        return
     # The agreements are cached; the names are read now, so a member renamed since shows its new name.
     rows = [dict(row, name=_member_name(row["run"], row["name"])) for row in rows]
     st.subheader("Agreement with each member")
@@ -1024,8 +1036,8 @@ def _member_name(run_id: str, known: str) -> str:
 
 
 @st.cache_data(show_spinner="Comparing the ensemble with its members…", max_entries=16)
-def _agreement(run_id: str, mtime: int, count: int, _images: np.ndarray) -> list[dict]:
-    """Return the agreement rows of ensemble `run_id` (as of `mtime`) on `count` images."""
+def _agreement(run_id: str, mtime: int, images_key, _images: np.ndarray) -> list[dict]:
+    """Return the agreement rows of ensemble `run_id` (as of `mtime`) on the images `images_key` names."""
     return ensembles.agreement(runs.get_run(run_id), to_model_input(_images)[..., 0])
 
 
@@ -1055,21 +1067,23 @@ def my_drawings_view(key: str) -> None:
     plural = "drawing" if len(mine) == 1 else "drawings"
     st.caption(f"{len(mine):,} {plural} of yours, saved in `{drawings.resolve(None)}` (PNG files and labels.csv).")
     st.plotly_chart(charts.class_counts_figure({"my drawings": drawings.counts(mine)}), key=f"{key}_mine_counts")
+    # A drawing is picked by its own number, not its place: another tab's delete moves the places.
     chosen_key = f"{key}_mine_chosen"
+    ids = [drawings.drawing_id(name) for name in mine.names]
     clicked = clickable_grid(
         list(mine.images),
         [f"a {label}" for label in mine.labels],
-        list(range(len(mine))),
+        ids,
         key=f"{key}_mine_grid_{len(mine)}",
         selected=st.session_state.get(chosen_key),
     )
     if clicked is not None:
         st.session_state[chosen_key] = clicked
         st.rerun()
-    chosen = st.session_state.get(chosen_key)
-    if chosen is None or chosen >= len(mine):
+    if st.session_state.get(chosen_key) not in ids:
         st.caption("Click a drawing to see it large, or to delete it.")
         return
+    chosen = ids.index(st.session_state[chosen_key])
     image_column, info_column = st.columns([3, 1])
     name = mine.names[chosen]
     image_column.plotly_chart(charts.digit_figure(mine.images[chosen], title=name), key=f"{key}_mine_digit")

@@ -38,12 +38,18 @@ if scored_on == "mine":
         st.info("No drawings of yours yet: save some on the Draw page (**Save this drawing as**), then score here.")
         ui.link("draw", "Go to Draw")
         st.stop()
-    result, images = ui.drawings_score(run), mine.images
+    try:
+        result, images, images_key = ui.drawings_score(run, mine), mine.images, mine.names
+    except ModelFileError as error:
+        st.error(f"The model file cannot be loaded: {error}")
+        st.stop()
     what = f"Scored on your {len(mine):,} drawings just now, with {result['model']}."
-    if run.config and run.config.drawings_train:
-        what += f" It was trained on {run.config.drawings_train} of your drawings: its held-out score on Train is fair."
+    if run.members and run.drawings_trained_on:
+        what += f" A member was trained on {run.drawings_trained_on} of your drawings: this score flatters it."
+    elif run.drawings_trained_on:
+        what += f" It was trained on {run.drawings_trained_on} of your drawings: its held-out score on Train is fair."
 else:
-    result, images = evaluate.stored_evaluation(run), view.images["test"]
+    result, images, images_key = evaluate.stored_evaluation(run), view.images["test"], "test"
     if result is None:
         st.info("This run's model has not been scored on the 10,000 test images yet.")
         if st.button("Evaluate on the test set", type="primary", key="evaluate_start"):
@@ -70,7 +76,7 @@ columns[1].metric("Loss", f"{result['loss']:.4f}")
 columns[2].metric("Misclassified", f"{len(result['misclassified']):,}", help=f"of {result['count']:,} digits")
 columns[3].metric("Scored in", f"{result['seconds']:.2f} s")
 st.caption(what)
-ui.ensemble_agreement(run, images)
+ui.ensemble_agreement(run, images, images_key)
 
 choices = ["any", *range(10)]
 true_digit, predicted_digit = (st.session_state.get(key, "any") for key in ("evaluate_true", "evaluate_predicted"))

@@ -3,6 +3,7 @@ keeps working when a member is deleted."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -92,3 +93,47 @@ def test_the_compare_page_makes_an_ensemble_and_evaluate_shows_its_agreement(mem
     agreement = next(frame.value for frame in page.dataframe if "agrees on" in frame.value.columns)
     assert list(agreement["member"]) == ["first", members[1].run_id]
     assert list(agreement["run"]) == [members[0].run_id, ""]
+
+
+def test_agreement_is_with_the_members_copies_inside_the_ensemble(members, mnist):
+    """A member continued, damaged or deleted since: its agreement is still that of the model averaged in."""
+    ensemble = ensembles.make_ensemble([run.run_id for run in members])
+    digits = to_model_input(mnist.x_test[:300])[..., 0]
+    as_made = ensembles.agreement(ensemble, digits)
+    shutil.copyfile(members[1].model_path("best"), members[0].model_path("best"))  # the MLP's file now a CNN
+    damaged = members[1].model_path("best")
+    damaged.write_bytes(damaged.read_bytes()[:300])
+    assert ensembles.agreement(ensemble, digits) == as_made
+    control.delete_run(members[1].run_id)
+    assert ensembles.agreement(ensemble, digits) == as_made
+    together = run_predictor(ensemble).probabilities(digits).argmax(axis=1)
+    copy = run_predictor(members[0]).probabilities(digits).argmax(axis=1)  # the CNN's model, not the MLP's
+    assert as_made[0]["agreement"] != pytest.approx(float((copy == together).mean()))
+
+
+def test_the_agreement_on_my_drawings_follows_the_drawings_not_their_count(members, mnist):
+    """Another tab deletes two drawings and saves two others: the same count, and the agreement shown is that on
+    the drawings there now."""
+    from mnist_core import drawings
+
+    noise = np.random.default_rng(4).random((4, 28, 28)).astype(np.float32)  # where the MLP and CNN differ
+    names = [drawings.save_drawing(image, index) for index, image in enumerate(noise)]
+    ensemble = ensembles.make_ensemble([run.run_id for run in members])
+    page = AppTest.from_file(str(ROOT / "pages/4_Evaluate.py"), default_timeout=180)
+    page.query_params["run"] = ensemble.run_id
+    page.session_state["evaluate_on"] = "mine"
+    page.run()
+    assert not page.exception, [e.value for e in page.exception]
+    before = next(frame.value for frame in page.dataframe if "agrees on" in frame.value.columns)
+    for name in names[:2]:
+        drawings.delete_drawing(name)
+    for image, label in zip(to_model_input(mnist.x_test[:2])[..., 0], mnist.y_test[:2], strict=True):
+        drawings.save_drawing(image, int(label))  # digits both members get right
+    page.run()
+    shown = next(frame.value for frame in page.dataframe if "agrees on" in frame.value.columns)
+    mine = drawings.load_drawings()
+    expected = [
+        evaluate.percent(row["agreement"]) for row in ensembles.agreement(ensemble, to_model_input(mine.images)[..., 0])
+    ]
+    assert list(before["agrees on"]) != expected  # the check can fail
+    assert list(shown["agrees on"]) == expected

@@ -62,7 +62,7 @@ def test_the_held_out_quarter_is_fixed_by_name_and_never_trained_on():
     assert 0.22 < share < 0.28
 
 
-def test_teaching_mixes_drawings_in_and_measures_before_and_after(trained_run, runs_dir, reaper):
+def test_teaching_mixes_drawings_in_and_measures_before_and_after(trained_run, trained_cnn, runs_dir, reaper):
     run = copy_run(trained_run, runs_dir)
     save_drawn(40)
     split = teaching.split(drawings.load_drawings())
@@ -119,6 +119,14 @@ def test_teaching_mixes_drawings_in_and_measures_before_and_after(trained_run, r
     from mnist_core import evaluate
 
     board = evaluate.leaderboard([done], {done.run_id: after_by_hand})
+    assert board[0]["trained on my drawings"] == f"{train} of them"
+    # So does it of an ensemble with the taught run in it: it has seen those drawings through its member.
+    from mnist_core import ensembles
+
+    untaught = copy_run(trained_cnn, runs_dir)
+    ensemble = ensembles.make_ensemble([done.run_id, untaught.run_id], root=runs_dir)
+    assert ensemble.drawings_trained_on == train and untaught.drawings_trained_on == 0
+    board = evaluate.leaderboard([ensemble], {ensemble.run_id: after_by_hand})
     assert board[0]["trained on my drawings"] == f"{train} of them"
 
 
