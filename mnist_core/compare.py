@@ -5,8 +5,8 @@ from __future__ import annotations
 from mnist_core import reference
 from mnist_core.architectures import get_architecture
 from mnist_core.charts import Series
-from mnist_core.labels import EPOCHS_DONE, SECONDS_PER_EPOCH, percent, seconds
-from mnist_core.runs import Run, median_epoch_seconds
+from mnist_core.labels import EPOCHS_DONE, MISSING, SECONDS_PER_EPOCH, percent, seconds
+from mnist_core.runs import IMPORTED, Run, median_epoch_seconds
 
 
 def run_series(selected: list[Run]) -> list[Series]:
@@ -58,7 +58,7 @@ def comparison_rows(selected: list[Run], published: list[str]) -> list[dict]:
                 "name": run.name,
                 "architecture": run.architecture_label,
                 "parameters": run.parameters,
-                EPOCHS_DONE: summary["epochs_done"],
+                EPOCHS_DONE: MISSING if run.state == IMPORTED else summary["epochs_done"],
                 "best val accuracy": percent(summary["best_val_accuracy"]),
                 "test accuracy": percent(summary["test_accuracy"]),
                 SECONDS_PER_EPOCH: seconds(summary["seconds_per_epoch"]),

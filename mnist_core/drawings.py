@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import hashlib
 import io
 import os
 import re
@@ -131,6 +132,7 @@ def _read_labels(root: Path) -> _LabelsFile:
         raise storage.DamagedFile(f"{LABELS}: cannot be read ({error.strerror or error})") from error
     labels = _LabelsFile([], [], [])
     positions = {column: index for index, column in enumerate(COLUMNS)}  # the order this module writes
+    listed = set()
     lines = data.removeprefix(b"\xef\xbb\xbf").split(b"\n")  # a spreadsheet's re-save may add a BOM
     for number, line in enumerate((line.removesuffix(b"\r") for line in lines), start=1):
         if not line.strip():
@@ -141,14 +143,21 @@ def _read_labels(root: Path) -> _LabelsFile:
                 positions = {column: fields.index(column) for column in COLUMNS}
                 continue
             # A lost header costs no row: the lines are read in the order this module writes them.
-            labels.problems.append(f"{LABELS}: the header is not {','.join(COLUMNS)}; the lines are read as such")
+            columns = ",".join(COLUMNS)
+            labels.problems.append(f"{LABELS}: the header is not {columns}, so every line is read as {columns}")
         if fields is not None:
             name, label, saved = (fields[i] if i < len(fields) else "" for i in positions.values())
             if not NAME_PATTERN.fullmatch(name):
+                if number == 1:
+                    continue  # the damaged header itself: the next write puts a good one in its place
                 problem = f"{LABELS}: line {number}: {name[:40]!r} is not a drawing's file name; left out"
             elif not (label.isdigit() and int(label) < NUM_CLASSES):
                 problem = f"{LABELS}: line {number}: label {label[:10]!r} is not a digit 0-9; {name} left out"
+            elif name in listed:  # the same drawing twice: counted once, and the repeat dropped on the next write
+                labels.problems.append(f"{LABELS}: line {number}: {name} is listed twice; the first line counts")
+                continue
             else:
+                listed.add(name)
                 labels.rows.append({"file": name, "label": int(label), "saved": saved})
                 continue
         labels.unreadable.append(line)
@@ -183,13 +192,19 @@ def load_drawings(root: Path | str | None = None) -> DrawingSet:
     except storage.DamagedFile as error:
         labels = _LabelsFile([], [], [f"{error}; no drawing could be read"])
     problems = list(labels.problems)
+    if not (root / LABELS).exists():
+        unlabelled = sum(1 for path in root.glob("*.png") if NAME_PATTERN.fullmatch(path.name))
+        if unlabelled:
+            problems.append(
+                f"{LABELS} is missing from {root}: its {unlabelled} drawings have no labels until it is back"
+            )
     names, label_values, images, saved = [], [], [], []
     for row in labels.rows:
         try:
             with Image.open(root / row["file"]) as picture:
                 image = np.asarray(picture.convert("L"))
-        except IMAGE_ERRORS as error:
-            problems.append(f"{row['file']}: cannot be read ({type(error).__name__}); left out")
+        except IMAGE_ERRORS:
+            problems.append(f"{row['file']}: not a readable PNG image; left out")
             continue
         if image.shape != (IMAGE_SIZE, IMAGE_SIZE):
             problems.append(f"{row['file']}: {image.shape[1]}x{image.shape[0]}, not 28x28; left out")
@@ -207,14 +222,22 @@ def load_drawings(root: Path | str | None = None) -> DrawingSet:
     )
 
 
-def version(root: Path | str | None = None) -> tuple:
-    """Return what changes whenever a drawing is saved, deleted or restored (labels.csv's inode, time, size:
-    every change renames a new file into place)."""
+def version(root: Path | str | None = None) -> str:
+    """Return what changes whenever a drawing is saved, deleted or restored, or a file of the folder is changed by
+    hand (a damaged or mended image too): a digest of labels.csv's and every image's inode, time and size."""
+    stats = []
     try:
-        stat = (resolve(root) / LABELS).stat()
+        with os.scandir(resolve(root)) as entries:
+            for entry in entries:
+                if entry.name == LABELS or entry.name.endswith(".png"):
+                    try:
+                        stat = entry.stat()
+                    except OSError:
+                        continue  # deleted meanwhile
+                    stats.append((entry.name, stat.st_ino, stat.st_mtime_ns, stat.st_size))
     except OSError:
-        return (None,)
-    return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        return "none"
+    return hashlib.blake2b(repr(sorted(stats)).encode(), digest_size=16).hexdigest()
 
 
 def drawing_id(name: str) -> int:

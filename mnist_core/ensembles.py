@@ -8,6 +8,7 @@ later changes nothing.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,13 @@ from mnist_core import imported
 from mnist_core.access import Actor
 from mnist_core.control import NAME_LIMIT, now_iso
 from mnist_core.models import Predictor, load_predictor
-from mnist_core.runs import Run, RunError, get_run, resolve_root
+from mnist_core.runs import Run, RunError, get_run, list_runs, resolve_root
 from mnist_core.settings import IMAGE_SIZE
 from mnist_core.tfimport import import_keras
 
 MIN_MEMBERS, MAX_MEMBERS = 2, 8
 ENSEMBLE = "ensemble"  # imported.json's format of an ensemble
+_MAKING = threading.Lock()  # one ensemble made at a time in this process (every tab of the dashboard)
 
 
 def make_ensemble(
@@ -35,6 +37,18 @@ def make_ensemble(
     without = [run.run_id for run in members if not run.has_model]
     if without:
         raise RunError(f"run {without[0]} has no saved model to put in an ensemble")
+    nested = [run.name for run in members if run.members]
+    if nested:
+        raise RunError(f"{nested[0]} is an ensemble already: pick its members instead")
+    with _MAKING:  # a double click makes one ensemble: the second finds the first
+        same = [run for run in list_runs(root) if sorted(run.members) == sorted(unique)]
+        if same:
+            raise RunError(f"an ensemble of these runs exists already: {same[0].name} (delete it to make it anew)")
+        return _made(members, name, root, actor)
+
+
+def _made(members: list[Run], name: str | None, root: Path | str | None, actor: Actor | None) -> Run:
+    """Return the new ensemble run of `members`, its model and record written."""
     keras = import_keras()
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1))
     outputs = [

@@ -114,7 +114,7 @@ def gallery(result: dict, true: int | None, predicted: int | None) -> tuple[list
         shown = f" (the {len(rows)} least sure of)" if len(rows) < count else ""
         return rows, f"{count:,} {true}s classified correctly{shown}, least confident first"
     rows = filter_misclassified(result["misclassified"], true, predicted)
-    return rows, f"{counted(len(rows), 'mistake')}, most confident first"
+    return rows, f"{counted(len(rows), 'mistake')}, most confident first" if rows else "No mistakes here"
 
 
 def filter_misclassified(rows: list[dict], true: int | None = None, predicted: int | None = None) -> list[dict]:

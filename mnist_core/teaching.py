@@ -24,6 +24,7 @@ import numpy as np
 
 from mnist_core import runfiles, storage
 from mnist_core.drawings import DrawingSet
+from mnist_core.labels import counted
 from mnist_core.runs import RunError
 
 HELD_OUT_ONE_IN = 4  # a drawing whose name hashes to 0 mod 4 is held out: a fixed quarter
@@ -62,8 +63,8 @@ def check(teaching: Teaching) -> None:
     train, held_out = teaching.counts
     if not train or not held_out:
         raise RunError(
-            f"{train + held_out} saved drawing(s): {train} to train on and {held_out} held out; teaching needs at "
-            "least one of each (one drawing in four is held out): save a few more on Draw"
+            f"{counted(train + held_out, 'saved drawing')}: {train} to train on and {held_out} held out; teaching "
+            "needs at least one of each (one drawing in four is held out): save a few more on Draw"
         )
 
 
@@ -76,8 +77,8 @@ def share_line(train: int, repeat: int, mnist_images: int) -> str:
     """Return what a repeat factor means in one line: copies per epoch and their share of it."""
     copies = train * repeat
     return (
-        f"each of your {train} training drawing(s) is seen {repeat} time(s) an epoch: {copies:,} of the "
-        f"{mnist_images + copies:,} images an epoch ({100 * copies / (mnist_images + copies):.1f} %)"
+        f"each of your {counted(train, 'training drawing')} is seen {counted(repeat, 'time')} an epoch: {copies:,} "
+        f"of the {mnist_images + copies:,} images an epoch ({100 * copies / (mnist_images + copies):.1f} %)"
     )
 
 
@@ -155,4 +156,4 @@ def after_line(record: dict, training: bool) -> str:
         end = f"{100 * after[-1]['accuracy']:.1f} % after epoch {after[-1]['epoch']}"
     else:
         end = "after: training…" if training else "no taught epoch finished yet"
-    return f"{record['held_out']} held-out drawing(s): {start} before → {end}"
+    return f"{counted(record['held_out'], 'held-out drawing')}: {start} before → {end}"

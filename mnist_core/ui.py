@@ -46,6 +46,7 @@ from mnist_core.data import DataError, load_mnist, to_model_input
 from mnist_core.labels import (
     EPOCHS_DONE,
     SECONDS_PER_EPOCH,
+    counted,
     digit_with_article,
     duration,
     percent,
@@ -797,8 +798,14 @@ def layer_outputs(outputs: list, key: str) -> None:
             st.plotly_chart(inside_charts.units_figure(units, title), key=f"{key}_layer_{index}")
 
 
-def first_filters(kernels) -> None:
+ENSEMBLE_INSIDE = "An ensemble averages its members' answers: pick a member as the model to see its {what}."
+
+
+def first_filters(kernels, ensemble: bool = False) -> None:
     """Show the first convolution's learned kernels as small images (or why there are none)."""
+    if ensemble:
+        st.info(ENSEMBLE_INSIDE.format(what="filters"))
+        return
     if kernels is None:
         st.info("This model has no convolution: its first layer sees the 784 pixels as one long list.")
         return
@@ -810,13 +817,15 @@ def first_filters(kernels) -> None:
     st.image(inside_charts.filters_image(kernels), width=min(640, 60 * min(8, len(kernels))), clamp=True)
 
 
-def saliency(image: np.ndarray, views: inside.Inspector, target: int) -> None:
+def saliency(image: np.ndarray, views: inside.Inspector, target: int, ensemble: bool = False) -> None:
     """Show Grad-CAM (convolutional models) and integrated gradients (every model) for class `target`."""
     cam_column, gradients_column = st.columns(2)
     with cam_column:
         st.markdown(f"**Grad-CAM for {target}**")
         cam = views.grad_cam(image, target)
-        if cam is None:
+        if ensemble:
+            st.info(ENSEMBLE_INSIDE.format(what="Grad-CAM") + " Integrated gradients work for any model.")
+        elif cam is None:
             st.info("Grad-CAM needs a convolution; this model has none. Integrated gradients work for any model.")
         else:
             st.image(inside_charts.overlay(image, cam), width="stretch")
@@ -864,38 +873,35 @@ def save_drawing_control(prepared: Preprocessed, raw: np.ndarray | None, key: st
         return
     image = prepared.image
 
-    def save() -> None:
-        label = st.session_state.get(f"{key}_label")
-        st.session_state[f"{key}_label"] = None  # ready for the next drawing
-        if label is None:
-            return
+    def save(label: int) -> None:
         try:
-            drawings.save_drawing(image, int(label), raw)
+            drawings.save_drawing(image, label, raw)
         except drawings.DrawingError as error:
             st.toast(str(error)[:1].upper() + str(error)[1:], icon=":material/error:")
             return
-        count = drawings.counts(my_drawings())[int(label)]
+        count = drawings.counts(my_drawings())[label]
         st.toast(
-            f"Saved as {digit_with_article(int(label))}: {count} of your {label}s now (Dataset page, my drawings).",
+            f"Saved as {digit_with_article(label)}: {count} of your {label}s now (Dataset page, my drawings).",
             icon=":material/save:",
         )
 
-    st.pills(
-        "Save this drawing as",
-        list(range(10)),
-        key=f"{key}_label",
-        on_change=save,
+    st.markdown(
+        "**Save this drawing as**",
         help="The digit you meant: it joins your own labelled set (Dataset page, my drawings) to score models on.",
     )
+    # Buttons, not a toggle: a double click saves once and says so, where a second click deselected a pill.
+    with st.container(horizontal=True, gap="small"):
+        for digit in range(10):
+            st.button(str(digit), key=f"{key}_{digit}", on_click=save, args=(digit,))
 
 
 def my_drawings() -> drawings.DrawingSet:
-    """Return the saved drawings, read again whenever one is saved, deleted or restored."""
+    """Return the saved drawings, read again whenever one is saved, deleted or restored, or a file is changed."""
     return _my_drawings(str(drawings.resolve(None)), drawings.version())
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def _my_drawings(root: str, version: tuple) -> drawings.DrawingSet:
+def _my_drawings(root: str, version: str) -> drawings.DrawingSet:
     """Return the drawings in `root` as of `version` (one read per change, for every tab)."""
     return drawings.load_drawings(root)
 
@@ -954,8 +960,8 @@ def teach_control(run: runs.Run, key: str) -> None:
         split = teaching.split(mine)
         train, held_out = split.counts
         st.caption(
-            f"Your {len(mine)} saved drawing(s): {train} to train on, {held_out} held out (one in four, always the "
-            "same ones) to measure it before and after."
+            f"Your {counted(len(mine), 'saved drawing')}: {train} to train on, {held_out} held out (one in four, "
+            "always the same ones) to measure it before and after."
         )
         mnist_images = run.config.mnist_train_size
         repeat = st.number_input(
@@ -981,7 +987,7 @@ def teach_control(run: runs.Run, key: str) -> None:
 def ensemble_control(chosen: list[runs.Run], key: str) -> None:
     """Show "Make an ensemble" of the chosen runs that have a model: their averaged probabilities become one more
     model (a run of its own, on every page and in the leaderboard)."""
-    members = [run for run in chosen if run.has_model]
+    members = [run for run in chosen if run.has_model and not run.members]  # an ensemble's members, not itself
     if len(members) < ensembles.MIN_MEMBERS:
         return
     with st.popover(f"Make an ensemble of these {len(members)}", icon=":material/join:"):
@@ -1041,6 +1047,9 @@ def _agreement(run_id: str, mtime: int, images_key, _images: np.ndarray) -> list
     return ensembles.agreement(runs.get_run(run_id), to_model_input(_images)[..., 0])
 
 
+MAX_PROBLEMS_SHOWN = 3  # a file damaged throughout would otherwise fill the page with warnings
+
+
 def my_drawings_view(key: str) -> None:
     """Show my drawings: class counts, the drawings (a click picks one), the one picked large with Delete, and
     Undo of the last deletion."""
@@ -1056,8 +1065,10 @@ def my_drawings_view(key: str) -> None:
             del st.session_state[f"{key}_deleted"]
             st.rerun()
     mine = my_drawings()
-    for problem in mine.problems:
+    for problem in mine.problems[:MAX_PROBLEMS_SHOWN]:
         st.warning(problem, icon=":material/warning:")
+    if len(mine.problems) > MAX_PROBLEMS_SHOWN:
+        st.warning(f"… and {len(mine.problems) - MAX_PROBLEMS_SHOWN} more left out.", icon=":material/warning:")
     if not len(mine):
         st.info(
             "No drawings of yours yet: draw a digit on the Draw page, then click it under **Save this drawing as**."
@@ -1072,7 +1083,7 @@ def my_drawings_view(key: str) -> None:
     ids = [drawings.drawing_id(name) for name in mine.names]
     clicked = clickable_grid(
         list(mine.images),
-        [f"a {label}" for label in mine.labels],
+        [digit_with_article(int(label)) for label in mine.labels],
         ids,
         key=f"{key}_mine_grid_{len(mine)}",
         selected=st.session_state.get(chosen_key),

@@ -44,6 +44,8 @@ if scored_on == "mine":
         st.error(f"The model file cannot be loaded: {error}")
         st.stop()
     what = f"Scored on your {len(mine):,} drawings just now, with {result['model']}."
+    if mine.problems:
+        what += f" {len(mine.problems)} left out as unreadable (the Dataset page names them)."
     if run.members and run.drawings_trained_on:
         what += f" A member was trained on {run.drawings_trained_on} of your drawings: this score flatters it."
     elif run.drawings_trained_on:
@@ -121,7 +123,7 @@ rows, description = evaluate.gallery(
 st.caption(
     description
     + (f" (first {GALLERY_SIZE} shown)" if len(rows) > GALLERY_SIZE else "")
-    + ": click one to see inside the model."
+    + (": click one to see inside the model." if rows else ".")
 )
 shown = rows[:GALLERY_SIZE]
 clicked = ui.clickable_grid(

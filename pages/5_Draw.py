@@ -94,9 +94,12 @@ for i, other in enumerate(with_model):
         continue
     with tiles[i % TILES_PER_ROW]:
         top = int(probs.argmax())
-        st.markdown(f"**{top}** · {ui.percent(float(probs[top]))}  \n{other.architecture_title}")
+        # The run's own name first (two runs of one preset differ only by it), then what it is.
+        st.markdown(
+            f"**{top}** · {ui.percent(float(probs[top]))}  \n**{other.short_name}**  \n{other.architecture_title}"
+        )
         st.plotly_chart(
-            charts.probability_figure(probs, height=170, title=other.run_id),
+            charts.probability_figure(probs, height=150),
             key=f"draw_all_{other.run_id}",
             config={"displayModeBar": False},
         )

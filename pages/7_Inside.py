@@ -33,8 +33,8 @@ with result_column:
     with layers_tab:
         ui.layer_outputs(views.layer_outputs(image), "inside")
     with filters_tab:
-        ui.first_filters(views.first_filters())
+        ui.first_filters(views.first_filters(), ensemble=bool(run.members))
     with looks_tab:
-        ui.saliency(image, views, target)
+        ui.saliency(image, views, target, ensemble=bool(run.members))
     with lands_tab:
         ui.embedding_view(views, view, image, "inside")

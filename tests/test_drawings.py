@@ -122,7 +122,9 @@ def test_lines_of_labels_csv_that_cannot_be_read_survive_every_later_save_delete
     path.write_bytes(b"junk\n" + b"\n".join(path.read_bytes().split(b"\n")[1:]))
     headless = drawings.load_drawings(tmp_path)
     assert set(headless.names) == {*names, added}
-    assert "the header is not file,label,saved" in headless.problems[0]
+    assert headless.problems == (
+        "labels.csv: the header is not file,label,saved, so every line is read as file,label,saved",
+    )
     last = drawings.save_drawing(digit(6), 6, root=tmp_path)
     assert set(drawings.load_drawings(tmp_path).names) == {*names, added, last}
 
@@ -135,6 +137,37 @@ def test_an_image_that_pillow_cannot_decode_is_left_out_and_the_rest_kept(tmp_pa
     loaded = drawings.load_drawings(tmp_path)
     assert loaded.names == (names[0], names[2])
     assert len(loaded.problems) == 1 and names[1] in loaded.problems[0]
+
+
+def test_files_changed_by_hand_are_noticed_and_named(tmp_path):
+    """An image damaged in place, then mended; a drawing listed twice; labels.csv removed: each shows at once
+    (the version the pages cache by changes), with a one-line message."""
+    names = [drawings.save_drawing(digit(i), i, root=tmp_path) for i in range(3)]
+    first = drawings.version(tmp_path)
+    good = (tmp_path / names[0]).read_bytes()
+    with open(tmp_path / names[0], "r+b") as handle:  # in place: labels.csv does not change
+        handle.write(b"garbage")
+    damaged = drawings.version(tmp_path)
+    assert damaged != first
+    assert drawings.load_drawings(tmp_path).problems == (f"{names[0]}: not a readable PNG image; left out",)
+    (tmp_path / names[0]).write_bytes(good)
+    assert drawings.version(tmp_path) not in (first, damaged)
+    assert drawings.load_drawings(tmp_path).names == tuple(names)
+
+    path = tmp_path / drawings.LABELS
+    path.write_text(path.read_text() + f"{names[1]},9,2026-12-07T00:00:00+00:00\n")
+    twice = drawings.load_drawings(tmp_path)
+    assert twice.names == tuple(names) and twice.labels.tolist() == [0, 1, 2]
+    assert twice.problems == (f"labels.csv: line 5: {names[1]} is listed twice; the first line counts",)
+    added = drawings.save_drawing(digit(3), 3, root=tmp_path)  # the repeat is dropped: it is the same drawing
+    assert drawings.load_drawings(tmp_path).problems == () and path.read_text().count(names[1]) == 1
+
+    path.unlink()
+    gone = drawings.load_drawings(tmp_path)
+    assert len(gone) == 0 and gone.problems == (
+        f"labels.csv is missing from {tmp_path}: its 4 drawings have no labels until it is back",
+    )
+    assert added in {p.name for p in tmp_path.glob("*.png")}
 
 
 KILLED_AT = """

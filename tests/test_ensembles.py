@@ -11,7 +11,7 @@ import pytest
 from conftest import copy_run
 from streamlit.testing.v1 import AppTest
 
-from mnist_core import control, ensembles, evaluate, inside, runs
+from mnist_core import control, ensembles, evaluate, inside, runs, ui
 from mnist_core.data import to_model_input
 from mnist_core.models import run_predictor
 
@@ -137,3 +137,41 @@ def test_the_agreement_on_my_drawings_follows_the_drawings_not_their_count(membe
     ]
     assert list(before["agrees on"]) != expected  # the check can fail
     assert list(shown["agrees on"]) == expected
+
+
+def test_an_ensemble_is_made_once_and_never_of_an_ensemble(members):
+    """Two clicks at once on Make the ensemble make one, and the other is told which; an ensemble cannot be a
+    member (its members can)."""
+    import threading
+
+    ids, barrier, outcomes = [run.run_id for run in members], threading.Barrier(2), []
+
+    def make() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(ensembles.make_ensemble(ids, name="pair").run_id)
+        except runs.RunError as error:
+            outcomes.append(str(error))
+
+    threads = [threading.Thread(target=make) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    made = [run for run in runs.list_runs() if run.members]
+    assert len(made) == 1 and made[0].run_id in outcomes
+    assert "an ensemble of these runs exists already: pair (delete it to make it anew)" in outcomes
+    with pytest.raises(runs.RunError, match="pair is an ensemble already: pick its members instead"):
+        ensembles.make_ensemble([made[0].run_id, members[0].run_id])
+
+
+def test_inside_an_ensemble_points_to_its_members_for_filters_and_grad_cam(members):
+    ensemble = ensembles.make_ensemble([run.run_id for run in members])
+    page = AppTest.from_file(str(ROOT / "pages/7_Inside.py"), default_timeout=180)
+    page.query_params["run"] = ensemble.run_id
+    page.run()
+    assert not page.exception, [e.value for e in page.exception]
+    shown = [info.value for info in page.info]
+    assert ui.ENSEMBLE_INSIDE.format(what="filters") in shown
+    assert ui.ENSEMBLE_INSIDE.format(what="Grad-CAM") + " Integrated gradients work for any model." in shown
+    assert not any("no convolution" in text or "has none" in text for text in shown)

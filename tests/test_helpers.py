@@ -742,6 +742,7 @@ def test_gallery_of_a_cell_row_or_column_is_its_mistakes_most_confident_first():
     assert len(gallery(result, None, None)[0]) == 40
     one = [mistakes[0]]
     assert gallery({**result, "misclassified": one}, None, None) == (one, "1 mistake, most confident first")
+    assert gallery({**result, "misclassified": []}, None, None) == ([], "No mistakes here")
 
 
 def test_gallery_of_a_diagonal_cell_is_the_least_confident_correct_digits():

@@ -266,7 +266,7 @@ def test_train_page_teaches_a_finished_run_and_shows_before_and_after(trained_ru
     app.number_input(key="train_teach_repeat").set_value(7)
     app.number_input(key="train_teach_epochs").set_value(1)
     app.run()
-    assert any(f"seen 7 time(s) an epoch: {7 * train:,} of the {2000 + 7 * train:,}" in c.value for c in app.caption)
+    assert any(f"seen 7 times an epoch: {7 * train:,} of the {2000 + 7 * train:,}" in c.value for c in app.caption)
     app.button(key="train_teach").click().run()
     assert not app.exception and not app.error
     reaper.append(run)
@@ -274,5 +274,5 @@ def test_train_page_teaches_a_finished_run_and_shows_before_and_after(trained_ru
     app = AppTest.from_file(os.path.join(ROOT, "pages/2_Train.py"), default_timeout=120).run()
     record = fresh(run).handwriting
     shown = " ".join(str(markdown.value) for markdown in app.markdown)
-    assert f"{held_out} held-out drawing(s): {100 * record['before']:.1f} % before" in shown
+    assert f"{held_out} held-out drawing{'' if held_out == 1 else 's'}: {100 * record['before']:.1f} % before" in shown
     assert f"{100 * record['after'][-1]['accuracy']:.1f} % after epoch 2" in shown
