@@ -214,8 +214,7 @@ class SessionStore:
         return {key: value for key, value in entries.items() if isinstance(value, dict)}
 
     def _write(self, entries: dict) -> None:
-        storage.write_json_atomic(self.path, entries)  # via mkstemp: created 0600
-        os.chmod(self.path, 0o600)
+        storage.write_json_atomic(self.path, entries, mode=0o600)  # the logins: the owner's eyes only
 
     def issue(self, role: str, fingerprint: str) -> str:
         """Record a new login for `role` and return its token (for the browser's cookie; it is not stored)."""

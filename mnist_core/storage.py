@@ -4,6 +4,7 @@ file is reported by name instead of being read as something else."""
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -15,11 +16,27 @@ class DamagedFile(ValueError):
     """A file exists but does not hold what it should; the message starts with the file's name."""
 
 
-def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
-    """Write `data` to `path` via a temp file in the same folder and a rename (fsync'd when `durable`)."""
+@functools.cache
+def plain_file_mode() -> int:
+    """Return the permissions open() gives a new file here: 0o666 less the process's umask (0o644 if unknown)."""
+    try:
+        with open("/proc/self/status") as status:  # read, not set: os.umask() would change it for every thread
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o644
+
+
+def write_bytes_atomic(path: Path, data: bytes, durable: bool = True, mode: int | None = None) -> None:
+    """Write `data` to `path` via a temp file in the same folder and a rename (fsync'd when `durable`), with
+    `mode`'s permissions, else a plain new file's (mkstemp's own 0600 would hide files from other tools and users
+    of a shared folder)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, plain_file_mode() if mode is None else mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -31,9 +48,9 @@ def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
         raise
 
 
-def write_json_atomic(path: Path, value, durable: bool = True) -> None:
+def write_json_atomic(path: Path, value, durable: bool = True, mode: int | None = None) -> None:
     """Write `value` as pretty JSON to `path`, atomically (the rename alone when not `durable`)."""
-    write_bytes_atomic(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode(), durable)
+    write_bytes_atomic(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode(), durable, mode)
 
 
 def write_csv_atomic(path: Path, rows: list[dict], columns: list[str]) -> None:

@@ -1055,15 +1055,18 @@ def my_drawings_view(key: str) -> None:
     Undo of the last deletion."""
     undo = st.session_state.get(f"{key}_deleted")
     if undo:
+        entry, label = undo
         message, button = st.columns([4, 1], vertical_alignment="center")
-        message.info("The drawing is in the trash.", icon=":material/delete:")
         if button.button("Undo", icon=":material/undo:", key=f"{key}_undo"):
-            try:
-                drawings.restore_drawing(undo)
-            except drawings.DrawingError as error:
-                st.error(str(error))
             del st.session_state[f"{key}_deleted"]
-            st.rerun()
+            try:
+                drawings.restore_drawing(entry)
+            except drawings.DrawingError as error:
+                message.error(str(error), icon=":material/error:")  # shown, not lost to a rerun
+            else:
+                st.rerun()
+        else:
+            message.info(f"The {label} you deleted is in the trash.", icon=":material/delete:")
     mine = my_drawings()
     for problem in mine.problems[:MAX_PROBLEMS_SHOWN]:
         st.warning(problem, icon=":material/warning:")
@@ -1102,11 +1105,13 @@ def my_drawings_view(key: str) -> None:
     info_column.caption(f"Saved {mine.saved[chosen].replace('T', ' ')[:16]}")
     if info_column.button("Delete this drawing", icon=":material/delete:", key=f"{key}_mine_delete"):
         try:
-            st.session_state[f"{key}_deleted"] = drawings.delete_drawing(name)
+            entry = drawings.delete_drawing(name)
         except drawings.DrawingError as error:
-            st.error(str(error))
-        st.session_state.pop(chosen_key, None)
-        st.rerun()
+            info_column.error(str(error), icon=":material/error:")
+        else:
+            st.session_state[f"{key}_deleted"] = (entry, int(mine.labels[chosen]))
+            st.session_state.pop(chosen_key, None)
+            st.rerun()
 
 
 def config_caption(config) -> str:

@@ -367,3 +367,19 @@ def test_the_evaluate_page_says_in_one_line_what_it_cannot_read_and_shows_the_re
     assert not dataset.exception, [e.value for e in dataset.exception]
     assert [w.value for w in dataset.warning] == ["labels.csv: line 3: not text (byte 0xff); left out"]
     assert any("3 drawings of yours" in caption.value for caption in dataset.caption)
+
+
+def test_undo_on_the_dataset_page_says_why_when_another_tab_undid_it_first():
+    names = [drawings.save_drawing(digit(i), i) for i in range(3)]
+    app = page("1_Dataset.py")
+    app.session_state["dataset_split"] = "my drawings"
+    app.session_state["dataset_mine_chosen"] = drawings.drawing_id(names[1])
+    app.run()
+    next(button for button in app.button if button.label == "Delete this drawing").click().run()
+    assert [info.value for info in app.info] == ["The 1 you deleted is in the trash."]
+    entry = next(path.name for path in (drawings.resolve(None) / drawings.TRASH).iterdir())
+    drawings.restore_drawing(entry)  # another tab's Undo, first
+    next(button for button in app.button if button.label == "Undo").click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert [error.value for error in app.error] == [f"{entry!r}: no deleted drawing of that name (restored already?)"]
+    assert sorted(drawings.load_drawings().names) == sorted(names)

@@ -266,6 +266,18 @@ def test_atomic_writes_leave_no_temp_files(trained_run):
     assert "stop" not in names
 
 
+def test_atomic_writes_have_a_plain_files_permissions_unless_told(tmp_path):
+    """Other tools and users of a shared folder read what the studio writes as they read any file made here."""
+    import stat
+
+    (tmp_path / "plain").write_bytes(b"x")  # open() with this process's umask
+    storage.write_bytes_atomic(tmp_path / "atomic", b"x")
+    storage.write_json_atomic(tmp_path / "secret.json", {}, mode=0o600)
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in tmp_path.iterdir()}
+    assert modes == {"plain": modes["plain"], "atomic": modes["plain"], "secret.json": 0o600}
+    assert modes["plain"] != 0o600  # the check can fail: mkstemp alone gives 0600
+
+
 def test_failed_atomic_write_keeps_the_old_file_and_no_temp(tmp_path, monkeypatch):
     target = tmp_path / "status.json"
     storage.write_json_atomic(target, {"state": "queued"})

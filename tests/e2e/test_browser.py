@@ -507,6 +507,7 @@ def test_save_my_drawings_browse_them_delete_and_undo(page: Page, server, finish
     page.get_by_role("button", name="Delete this drawing").click()
     wait_for_app(page)
     expect(page.get_by_text("1 drawing of yours")).to_be_visible()
+    expect(page.get_by_text(f"The {saved.labels[0]} you deleted is in the trash.")).to_be_visible()
     assert len(drawings.load_drawings(folder)) == 1
     shoot(page, "deleted")
     page.get_by_role("button", name="Undo").click()
