@@ -109,6 +109,7 @@ PAGES = {
     "inside": ("pages/7_Inside.py", "Inside", ":material/layers:"),
 }
 DRAWING_KEY = "inside_drawing"  # the Draw page's last drawing (28x28, 0-1), for the Inside page
+DRAWING_LABEL_KEY = "inside_drawing_label"  # its true digit, when it is a saved drawing opened from Evaluate
 PAGE_ICONS = {title: icon for _, title, icon in PAGES.values()} | {"MNIST studio": PAGES["home"][2]}
 
 
@@ -742,10 +743,18 @@ def best_trial(trial, name: str, all_runs: list[runs.Run], key: str) -> None:
             link(page, f"Open on {PAGES[page][1]}", run_id)
 
 
-def open_inside(run: runs.Run, drawing: np.ndarray | None = None, test_digit: int | None = None) -> None:
-    """Switch to the Inside page on `run`, with a drawing (uint8 (28, 28)) or test digit `test_digit`."""
+def share_drawing(image: np.ndarray, label: int | None = None) -> None:
+    """Keep a drawing ((28, 28) in [0, 1]) and its true digit when known, for the Inside page."""
+    st.session_state[DRAWING_KEY], st.session_state[DRAWING_LABEL_KEY] = image, label
+
+
+def open_inside(
+    run: runs.Run, drawing: np.ndarray | None = None, test_digit: int | None = None, label: int | None = None
+) -> None:
+    """Switch to the Inside page on `run`, with a drawing (uint8 (28, 28); `label` its true digit when known) or
+    test digit `test_digit`."""
     if drawing is not None:
-        st.session_state[DRAWING_KEY] = to_model_input(drawing[None])[0, :, :, 0]
+        share_drawing(to_model_input(drawing[None])[0, :, :, 0], label)
         st.session_state["inside_source"] = "drawing"
         st.switch_page(PAGES["inside"][0], query_params={"run": run.run_id})
     st.switch_page(PAGES["inside"][0], query_params={"run": run.run_id, "digit": str(test_digit)})
@@ -770,7 +779,8 @@ def inside_input(view: explore.DatasetView, key: str) -> tuple[np.ndarray, str, 
         required=True,
     )
     if source == "drawing":
-        return drawing, "your drawing on the Draw page", None
+        label = st.session_state.get(DRAWING_LABEL_KEY)
+        return drawing, "your drawing on the Draw page" if label is None else "your saved drawing", label
     index = st.number_input("Test digit #", 0, count - 1, key=f"{key}_digit", help="Any of the 10,000 test digits")
     st.query_params["digit"] = str(index)
     image = to_model_input(view.images["test"][index : index + 1])[0, :, :, 0]

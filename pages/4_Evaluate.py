@@ -133,4 +133,6 @@ clicked = ui.clickable_grid(
     key=f"evaluate_gallery_{scored_on}_{true_digit}_{predicted_digit}",
 )
 if clicked is not None:  # a digit opens inside the model: its layers, where the model looked
-    ui.open_inside(run, images[clicked] if scored_on == "mine" else None, None if scored_on == "mine" else clicked)
+    if scored_on == "mine":
+        ui.open_inside(run, images[clicked], label=int(mine.labels[clicked]))
+    ui.open_inside(run, test_digit=clicked)

@@ -58,7 +58,7 @@ with result_column:
     if prepared.blank:
         st.info("The canvas is blank: draw a digit to see the predictions.")
         st.stop()
-    st.session_state[ui.DRAWING_KEY] = prepared.image  # the Inside page shows it inside any model
+    ui.share_drawing(prepared.image)  # the Inside page shows it inside any model
     try:
         probabilities = models.run_predictor(run).probabilities(prepared.image)
     except models.ModelFileError as error:

@@ -383,3 +383,18 @@ def test_undo_on_the_dataset_page_says_why_when_another_tab_undid_it_first():
     assert not app.exception, [e.value for e in app.exception]
     assert [error.value for error in app.error] == [f"{entry!r}: no deleted drawing of that name (restored already?)"]
     assert sorted(drawings.load_drawings().names) == sorted(names)
+
+
+def test_a_saved_drawing_opened_inside_a_model_keeps_its_true_digit(runs_dir, trained_run):
+    from conftest import copy_run
+
+    from mnist_core import ui
+
+    run = copy_run(trained_run, runs_dir)
+    app = page("7_Inside.py")
+    app.query_params["run"] = run.run_id
+    app.session_state[ui.DRAWING_KEY], app.session_state[ui.DRAWING_LABEL_KEY] = digit(4), 7
+    app.session_state["inside_source"] = "drawing"
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert any(text.value.endswith("(labelled 7)") for text in app.markdown)
