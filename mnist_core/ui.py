@@ -983,7 +983,14 @@ def teach_control(run: runs.Run, key: str) -> None:
             help=f"A few dozen drawings among {mnist_images:,} digits would hardly count: each is shown this many "
             "times an epoch (with the run's augmentation, so no two copies are alike when it has one).",
         )
-        extra = st.number_input("Epochs to add", 1, 100, 2, key=f"{key}_teach_epochs")
+        extra = st.number_input(
+            "Epochs to teach",
+            1,
+            100,
+            2,
+            key=f"{key}_teach_epochs",
+            help="Epochs added to the run, your drawings in each.",
+        )
         st.caption(teaching.share_line(train, int(repeat), mnist_images).capitalize() + ".")
         clicked = st.button(
             "Continue with my drawings", icon=":material/school:", key=f"{key}_teach", disabled=not train

@@ -535,11 +535,11 @@ def test_teach_a_run_my_handwriting_and_see_before_and_after(page: Page, server,
     open_page(page, server, f"/Train?run={copy_id}")
     page.get_by_text("Teach it your handwriting").click()
     expect(page.get_by_text(f"{train} to train on, {held_out} held out")).to_be_visible()
-    epochs = page.get_by_label("Epochs to add", exact=True)
+    epochs = page.get_by_label("Epochs to teach", exact=True)
     epochs.fill("1")
     epochs.press("Enter")
     wait_for_app(page)
-    expect(page.get_by_text(re.compile(r"seen \d+ time\(s\) an epoch"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"seen \d+ times? an epoch"))).to_be_visible()
     shoot(page, "before")
     page.get_by_role("button", name="Continue with my drawings").click()
     # The copy was finished already: wait for the click to have queued it before waiting for it to finish. The
