@@ -48,7 +48,7 @@ with settings:
     learning_rate = st.number_input(
         "Learning rate", 0.0, 10.0, defaults.learning_rate, format="%.5f", step=1e-4, key=f"train_lr_{key}"
     )
-    with st.expander("More settings"):
+    with st.expander("More settings", key="train_more_settings"):  # a key: a preset switch keeps it as it was
         lr_schedule = st.selectbox(
             "Learning-rate schedule",
             LR_SCHEDULES,

@@ -563,6 +563,7 @@ def test_teach_a_run_my_handwriting_and_see_before_and_after(page: Page, server,
 
     open_page(page, server, "/Train")
     page.get_by_text("Robust to drawings", exact=True).click()
+    expect(page.get_by_text("Robust to drawings (augmented CNN)", exact=False)).to_be_visible()  # the switch drawn
     wait_for_app(page)
     page.locator("summary").filter(has_text="More settings").click()
     expect(page.get_by_text("ways training might see it this epoch (drawn)")).to_be_visible()
