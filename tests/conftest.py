@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -106,6 +107,30 @@ def reaper():
     yield started
     for run in started:
         kill_processes(run)
+
+
+def at_once(action, count: int, refusal: type[Exception] = Exception) -> tuple[list, list[str]]:
+    """Return (what each call returned, the message of each `refusal` raised) of `action(i)` for i < `count`,
+    all called at the same moment from `count` threads (tabs, or a double click); any other error fails the test."""
+    barrier, returned, refused, failed = threading.Barrier(count), [], [], []
+
+    def click(index: int) -> None:
+        barrier.wait()
+        try:
+            returned.append(action(index))
+        except refusal as error:
+            refused.append(str(error))
+        except Exception as error:  # noqa: BLE001  (re-raised below, in the test's own thread)
+            failed.append(error)
+
+    threads = [threading.Thread(target=click, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failed:
+        raise failed[0]
+    return returned, refused
 
 
 def copy_run(run: runs.Run, root: Path) -> runs.Run:

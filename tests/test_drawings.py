@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import csv
-import threading
 
 import numpy as np
 import pytest
+from conftest import at_once
 from PIL import Image
 
 from mnist_core import drawings
@@ -229,25 +229,13 @@ def test_kill_9_at_any_step_of_delete_or_undo_loses_nothing(tmp_path, action):
 
 def test_two_undos_of_one_deletion_at_once_restore_it_once_and_the_other_says_so(tmp_path):
     names = [drawings.save_drawing(digit(i), i, root=tmp_path) for i in range(2)]
-
-    def undo(entry: str, barrier: threading.Barrier, outcomes: list) -> None:
-        barrier.wait()
-        try:
-            outcomes.append(drawings.restore_drawing(entry, tmp_path))
-        except drawings.DrawingError as error:
-            outcomes.append(str(error))
-
     for _ in range(5):
-        entry, barrier, outcomes = drawings.delete_drawing(names[1], tmp_path), threading.Barrier(2), []
-        threads = [threading.Thread(target=undo, args=(entry, barrier, outcomes)) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert sorted(outcomes, key=len) == [
-            names[1],
-            f"{entry!r}: no deleted drawing of that name (restored already?)",
-        ]
+        entry = drawings.delete_drawing(names[1], tmp_path)
+        restored, refused = at_once(
+            lambda _, entry=entry: drawings.restore_drawing(entry, tmp_path), 2, drawings.DrawingError
+        )
+        assert restored == [names[1]]
+        assert refused == [f"{entry!r}: no deleted drawing of that name (restored already?)"]
         assert drawings.load_drawings(tmp_path).names == tuple(names)
 
 
@@ -270,17 +258,10 @@ def test_delete_and_undo_bring_the_drawing_back_whole(tmp_path):
 
 
 def test_two_tabs_saving_at_once_lose_nothing(tmp_path):
-    barrier, names = threading.Barrier(8), []
-
-    def save(seed: int) -> None:
-        barrier.wait()
-        names.append(drawings.save_drawing(digit(seed), seed % 10, root=tmp_path))
-
-    threads = [threading.Thread(target=save, args=(seed,)) for seed in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    names, refused = at_once(
+        lambda seed: drawings.save_drawing(digit(seed), seed % 10, root=tmp_path), 8, drawings.DrawingError
+    )
+    assert refused == []
     loaded = drawings.load_drawings(tmp_path)
     assert sorted(loaded.names) == sorted(names) and len(set(names)) == 8
     assert sorted(loaded.labels.tolist()) == list(range(8)) and loaded.problems == ()

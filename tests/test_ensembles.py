@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_run
+from conftest import at_once, copy_run
 from streamlit.testing.v1 import AppTest
 
 from mnist_core import control, ensembles, evaluate, inside, runs, ui
@@ -142,25 +142,11 @@ def test_the_agreement_on_my_drawings_follows_the_drawings_not_their_count(membe
 def test_an_ensemble_is_made_once_and_never_of_an_ensemble(members):
     """Two clicks at once on Make the ensemble make one, and the other is told which; an ensemble cannot be a
     member (its members can)."""
-    import threading
-
-    ids, barrier, outcomes = [run.run_id for run in members], threading.Barrier(2), []
-
-    def make() -> None:
-        barrier.wait()
-        try:
-            outcomes.append(ensembles.make_ensemble(ids, name="pair").run_id)
-        except runs.RunError as error:
-            outcomes.append(str(error))
-
-    threads = [threading.Thread(target=make) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    ids = [run.run_id for run in members]
+    made_ids, refused = at_once(lambda _: ensembles.make_ensemble(ids, name="pair").run_id, 2, runs.RunError)
     made = [run for run in runs.list_runs() if run.members]
-    assert len(made) == 1 and made[0].run_id in outcomes
-    assert "an ensemble of these runs exists already: pair (delete it to make it anew)" in outcomes
+    assert len(made) == 1 and made_ids == [made[0].run_id]
+    assert refused == ["an ensemble of these runs exists already: pair (delete it to make it anew)"]
     with pytest.raises(runs.RunError, match="pair is an ensemble already: pick its members instead"):
         ensembles.make_ensemble([made[0].run_id, members[0].run_id])
 

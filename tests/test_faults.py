@@ -11,12 +11,21 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import assert_best_is_final, copy_run, fresh, kill_processes, log_of, run_cli, wait_state, wait_until
+from conftest import (
+    assert_best_is_final,
+    at_once,
+    copy_run,
+    fresh,
+    kill_processes,
+    log_of,
+    run_cli,
+    wait_state,
+    wait_until,
+)
 from streamlit.testing.v1 import AppTest
 
 from mnist_core import control, runfiles, runs, storage
@@ -187,24 +196,11 @@ def test_two_continues_at_once_start_one_worker(trained_run, runs_dir, reaper):
     for attempt in range(4):
         run = copy_run(trained_run, runs_dir / f"try-{attempt}")
         reaper.append(run)
-        barrier, outcomes = threading.Barrier(2), []
-
-        def press(barrier=barrier, outcomes=outcomes, run=run):
-            barrier.wait()
-            try:
-                control.continue_run(run.run_id, 1, run.path.parent)
-                outcomes.append("accepted")
-            except runs.RunError as error:
-                outcomes.append(str(error))
-
-        threads = [threading.Thread(target=press) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert outcomes.count("accepted") == 1, outcomes
-        refused = next(outcome for outcome in outcomes if outcome != "accepted")
-        assert "queued" in refused or "running" in refused
+        accepted, refused = at_once(
+            lambda _, run=run: control.continue_run(run.run_id, 1, run.path.parent), 2, runs.RunError
+        )
+        assert len(accepted) == 1 and len(refused) == 1, (accepted, refused)
+        assert "queued" in refused[0] or "running" in refused[0]
         assert wait_state(run) == runs.FINISHED, log_of(run)
         positions = [(row["epoch"], row["batch"]) for row in storage.read_jsonl(run.file(runfiles.BATCHES))]
         assert len(positions) == len(set(positions)), "two workers wrote the same batches"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TEMPLATE_CONFIG, copy_run, fresh, log_of, wait_state, wait_until
+from conftest import TEMPLATE_CONFIG, at_once, copy_run, fresh, log_of, wait_state, wait_until
 
 from mnist_core import control, runfiles, runs, storage
 from mnist_core.architectures import ARCHITECTURES, build_model
@@ -608,32 +608,13 @@ def test_delete_moves_to_the_trash_and_restore_brings_it_back_as_it_was(trained_
 def test_two_tabs_deleting_then_restoring_at_once_act_once(trained_run, runs_dir):
     """Eight clicks at the same moment (tabs, or a double click): one deletion wins and the others are told the
     run is gone; then one restore wins and the others are told it is back already. Nothing is lost or doubled."""
-    import threading
-
     run = copy_run(trained_run, runs_dir)
     before = folder_bytes(run.path)
 
-    def all_at_once(action, *args) -> tuple[list, list[str]]:
-        barrier, done, refused = threading.Barrier(8), [], []
-
-        def click():
-            barrier.wait()
-            try:
-                done.append(action(*args, runs_dir))
-            except RunError as error:
-                refused.append(str(error))
-
-        threads = [threading.Thread(target=click) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return done, refused
-
-    deleted, refused = all_at_once(control.delete_run, run.run_id)
+    deleted, refused = at_once(lambda _: control.delete_run(run.run_id, runs_dir), 8, RunError)
     assert len(deleted) == 1 and len(refused) == 7 and all("no run" in message for message in refused)
     assert control.trashed_runs(runs_dir) == deleted
-    restored, refused = all_at_once(control.restore_run, deleted[0])
+    restored, refused = at_once(lambda _: control.restore_run(deleted[0], runs_dir), 8, RunError)
     assert len(restored) == 1 and len(refused) == 7
     assert all("exists again" in message or "no deleted run" in message for message in refused)
     assert folder_bytes(run.path) == before and control.trashed_runs(runs_dir) == []
