@@ -168,12 +168,8 @@ def _read_labels(root: Path) -> _LabelsFile:
 def _write_labels(root: Path, labels: _LabelsFile, rows: list[dict]) -> None:
     """Write labels.csv as `rows`, then the lines that could not be read as they were, atomically (caller holds
     the lock): a save, delete or undo never drops a drawing it could not read."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
     kept = b"".join(line + b"\n" for line in labels.unreadable)
-    storage.write_bytes_atomic(root / LABELS, buffer.getvalue().encode() + kept)
+    storage.write_bytes_atomic(root / LABELS, storage.csv_bytes(rows, COLUMNS) + kept)
 
 
 def _labels_to_change(root: Path, doing: str) -> _LabelsFile:
@@ -313,8 +309,8 @@ def delete_drawing(name: str, root: Path | str | None = None) -> str:
 
 
 def restore_drawing(entry: str, root: Path | str | None = None) -> str:
-    """Put a deleted drawing back from the trash as it was (its row included); return its file name. Restoring
-    one that is back already (a second tab's undo, or one cut short) finishes it and returns the same name."""
+    """Put a deleted drawing back from the trash as it was (its row included); return its file name. An undo cut
+    short after the row was written is finished (its trash entry removed); one already done is refused."""
     root = resolve(root)
     folder = root / TRASH / str(entry)
     if folder.parent != root / TRASH:

@@ -53,13 +53,18 @@ def write_json_atomic(path: Path, value, durable: bool = True, mode: int | None 
     write_bytes_atomic(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode(), durable, mode)
 
 
-def write_csv_atomic(path: Path, rows: list[dict], columns: list[str]) -> None:
-    """Write `rows` as CSV with header `columns` to `path`, atomically."""
+def csv_bytes(rows: list[dict], columns: list[str]) -> bytes:
+    """Return `rows` as UTF-8 CSV with header `columns`, one line each."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    write_bytes_atomic(path, buffer.getvalue().encode())
+    return buffer.getvalue().encode()
+
+
+def write_csv_atomic(path: Path, rows: list[dict], columns: list[str]) -> None:
+    """Write `rows` as CSV with header `columns` to `path`, atomically."""
+    write_bytes_atomic(path, csv_bytes(rows, columns))
 
 
 def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
